@@ -1,0 +1,36 @@
+"""The Python API: load a target into an IR network, analyse it."""
+
+from __future__ import annotations
+
+from . import ast as A
+from .elaborate import elaborate, parse_setting
+from .errors import Source, Span
+from .ir import Network
+from .loader import find_target
+from .passes import analyze as _analyze
+
+
+def load(target: str, inputs: dict[str, str] | None = None, **params) -> Network:
+    """Elaborate a bundled architecture (by network or preset name) or a .cnn path.
+
+    Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`) and input shapes are strings
+    (`inputs={"x": "3x64x64"}`).
+    """
+    settings = [(name, _literal(value, name), _span(name)) for name, value in params.items()]
+    shapes = [parse_setting(f"{name}={shape}", "inputs") for name, shape in (inputs or {}).items()]
+    return elaborate(find_target(target), settings, shapes)
+
+
+def analyze(net: Network) -> dict:
+    """Run every analysis pass; return the totals (params, MACs, FLOPs, memory)."""
+    return _analyze(net)
+
+
+def _span(name: str) -> Span:
+    return Span(Source("load()", name), 1, 1, 1, len(name) + 1)
+
+
+def _literal(value, name: str) -> A.Node:
+    if isinstance(value, list):
+        return A.ListLit(_span(name), [_literal(v, name) for v in value])
+    return A.Const(_span(name), value)

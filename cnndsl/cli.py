@@ -1,0 +1,105 @@
+"""The `cnndsl` command: check, analyze, zoo. Every user mistake exits 1 with a located message."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import CnnError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own mistakes are user mistakes too: exit 1, no traceback
+        self.print_usage(sys.stderr)
+        print(f"cnndsl: error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cnndsl", description="Describe neural-network architectures; analyse them.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def target_command(name, help_text):
+        c = sub.add_parser(name, help=help_text)
+        c.add_argument("target", help="a .cnn file, or a bundled architecture's name (see 'cnndsl zoo')")
+        c.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a network parameter (repeatable), e.g. --set width=0.75")
+        c.add_argument("--input", action="append", default=[], metavar="NAME=SHAPE",
+                       help="override an input's shape (repeatable), e.g. --input x=3x64x64")
+        return c
+
+    target_command("check", "parse and elaborate; report errors only")
+    a = target_command("analyze", "shapes, parameters, MACs, memory and receptive fields")
+    a.add_argument("--format", choices=("table", "json", "markdown", "csv"), default="table")
+    a.add_argument("--depth", type=int, default=3, help="table rows down to this block depth (default 3)")
+    sub.add_parser("zoo", help="list the bundled architectures")
+    return p
+
+
+def _network(args):
+    from .elaborate import elaborate, parse_setting
+    from .loader import find_target
+
+    settings = [parse_setting(s, "--set") for s in args.set]
+    shapes = [parse_setting(s, "--input") for s in args.input]
+    return elaborate(find_target(args.target), settings, shapes)
+
+
+def _analyze(args) -> str:
+    from . import report
+    from .passes import analyze
+
+    net = _network(args)
+    totals = analyze(net)
+    if args.format == "json":
+        return report.json_text(net, totals)
+    if args.format == "markdown":
+        return report.markdown(net, totals, args.depth)
+    if args.format == "csv":
+        return report.csv_text(net, totals).rstrip("\n")
+    return report.table(net, totals, args.depth)
+
+
+def _check(args) -> str:
+    net = _network(args)
+    return f"{args.target}: ok ({len(net.order)} nodes)"
+
+
+def _zoo(args) -> str:
+    from .zoo import entries
+
+    items = entries()
+    width = max(len(e.name) for e in items)
+    return "\n".join(f"{e.name.ljust(width)}  {e.description}" for e in items)
+
+
+COMMANDS = {"check": _check, "analyze": _analyze, "zoo": _zoo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        text = COMMANDS[args.command](args)
+    except CnnError as exc:
+        print(exc.format(), file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("cnndsl: error: the network is nested too deeply to elaborate", file=sys.stderr)
+        return 1
+    except Exception:  # a compiler bug, not a user mistake: say so, briefly
+        if os.environ.get("CNNDSL_DEBUG"):
+            raise
+        kind = sys.exc_info()[0].__name__
+        print(f"cnndsl: internal error ({kind}); this is a bug in cnndsl, not in your file. "
+              f"Run with CNNDSL_DEBUG=1 for details and report it.", file=sys.stderr)
+        return 2
+    try:
+        print(text)
+    except BrokenPipeError:  # `cnndsl analyze ... | head`
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

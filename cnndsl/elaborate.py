@@ -1,0 +1,675 @@
+"""Syntax tree -> IR. Evaluates network parameters, runs blocks, loops and conditionals, applies ops
+through their specs (which check arguments and infer shapes), and names every node hierarchically.
+
+Naming follows nn.Module: a labelled block instance or sequence opens a scope (`layer1.0.conv1`); the
+members of a labelled sequence are numbered by position, parameterless ones included (`features.3`);
+an unlabelled node is named after its op, made unique in its scope once all explicit names are known.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any
+
+import networkx as nx
+
+from . import ast as A
+from .errors import CnnError, Note, Source, Span, suggest
+from .ir import Network, Scope
+from .loader import Target
+from .ops import OpCall, OpError, OpSpec, all_names, lookup
+from .syntax import parse_expression
+from .types import TensorType
+from .values import (BUILTINS, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue, PendingNode,
+                     Tensor, describe)
+
+_LABEL = re.compile(r"[A-Za-z0-9_]+")
+
+
+class _Return(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+class Evaluator:
+    def __init__(self, input_shapes: dict[str, tuple[Any, Span]] | None = None):
+        self.root = Frame(None, "", None, "network")
+        self.frame = self.root
+        self.nodes: list[PendingNode] = []
+        self.block_stack: list[tuple[str, Span]] = []
+        self.inputs: dict[str, PendingNode] = {}
+        self.outputs: dict[str, PendingNode] = {}
+        self.output_spans: dict[str, Span] = {}
+        self.input_shapes = dict(input_shapes or {})
+        self.used_input_shapes: set[str] = set()
+
+    # ------------------------------------------------------------ entry points
+
+    @classmethod
+    def constant(cls, node: A.Node, env: Env):
+        """Evaluate a top-level constant (no network is being built: no tensors exist)."""
+        return cls().eval(node, env)
+
+    @staticmethod
+    def unpack(targets: list[str], value, span: Span) -> list:
+        if len(targets) == 1:
+            return [value]
+        if not isinstance(value, list) or len(value) != len(targets):
+            raise CnnError(f"cannot unpack {describe(value)} into {len(targets)} names", span)
+        return value
+
+    # ------------------------------------------------------------ statements
+
+    def exec_body(self, stmts: list[A.Node], env: Env) -> None:
+        for stmt in stmts:
+            getattr(self, "exec_" + type(stmt).__name__)(stmt, env)
+
+    def exec_Assign(self, s: A.Assign, env: Env) -> None:
+        for name, value in zip(s.targets, self.unpack(s.targets, self.eval(s.value, env), s.span)):
+            env.vars[name] = value
+
+    def exec_If(self, s: A.If, env: Env) -> None:
+        self.exec_body(s.body if self.truth(self.eval(s.cond, env), s.cond.span) else s.orelse, env)
+
+    def exec_For(self, s: A.For, env: Env) -> None:
+        for item in self.iterable(self.eval(s.iter, env), s.iter.span):
+            for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
+                env.vars[name] = value
+            self.exec_body(s.body, env)
+
+    def exec_Return(self, s: A.Return, env: Env) -> None:
+        if not self.block_stack:
+            raise CnnError("'return' belongs in a block; a network declares 'output's", s.span)
+        raise _Return(self.eval(s.value, env))
+
+    def exec_Doc(self, s: A.Doc, env: Env) -> None:
+        pass
+
+    def exec_Input(self, s: A.Input, env: Env) -> None:
+        if self.block_stack:
+            raise CnnError("'input' belongs in the network body, not in a block (pass the tensor as an argument)",
+                           s.span)
+        if s.name in self.inputs:
+            raise CnnError(f"input '{s.name}' is declared twice", s.span)
+        if s.name in self.input_shapes:
+            value, span = self.input_shapes[s.name]
+            self.used_input_shapes.add(s.name)
+        else:
+            value, span = self.eval(s.shape, env), s.shape.span
+        shape = self.shape_value(value, span, s.tokens)
+        node = self.new_node(s.name, s.name, "input", None, {}, [], shape, s.span)
+        self.inputs[s.name] = node
+        env.vars[s.name] = Tensor(node)
+
+    def exec_Output(self, s: A.Output, env: Env) -> None:
+        if self.block_stack:
+            raise CnnError("'output' belongs in the network body; a block returns its result", s.span)
+        if s.name in self.outputs:
+            raise CnnError(f"output '{s.name}' is declared twice", s.span,
+                           [Note("first declared here", self.output_spans[s.name])])
+        value = self.eval(s.value if s.value is not None else A.Name(s.span, s.name), env)
+        if not isinstance(value, Tensor):
+            raise CnnError(f"output '{s.name}' must be a tensor, got {describe(value)}", s.span)
+        self.outputs[s.name] = value.node
+        self.output_spans[s.name] = s.span
+
+    @staticmethod
+    def shape_value(value, span: Span, tokens: bool) -> TensorType:
+        if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+            raise CnnError(f"an input shape is a list of integers such as 3x224x224, got {describe(value)}", span)
+        if any(d < 1 for d in value):
+            raise CnnError(f"input dimensions must be positive, got {'x'.join(map(str, value))}", span)
+        if tokens and len(value) != 2:
+            raise CnnError("a token sequence has shape NxD (tokens x features)", span)
+        if not 1 <= len(value) <= 4:
+            raise CnnError("an input is F, CxL, CxHxW or CxDxHxW (without the batch)", span)
+        return TensorType(tuple(value), tokens)
+
+    # ------------------------------------------------------------ expressions
+
+    def eval(self, n: A.Node, env: Env, label: str | None = None):
+        method = getattr(self, "eval_" + type(n).__name__)
+        if label is None:
+            return method(n, env)
+        if isinstance(n, (A.Call, A.BinOp)):
+            return method(n, env, label)
+        value = method(n, env)
+        if isinstance(value, Tensor):
+            raise CnnError(f"the label '{label}' must name a layer or a call, but this is a tensor that "
+                           f"already exists", n.span)
+        return self.as_layer(value, n.span).with_label(label)
+
+    def eval_Const(self, n: A.Const, env: Env):
+        return list(n.value) if isinstance(n.value, list) else n.value
+
+    def eval_Name(self, n: A.Name, env: Env):
+        try:
+            return env.lookup(n.id)
+        except KeyError:
+            pass
+        spec = lookup(n.id)
+        if spec is not None:
+            return Layer(spec, span=n.span)
+        if n.id in BUILTINS:
+            return BUILTINS[n.id]
+        raise CnnError(f"unknown name '{n.id}'{suggest(n.id, self.known_names(env))}", n.span)
+
+    def known_names(self, env: Env) -> set[str]:
+        return env.names() | set(all_names()) | set(BUILTINS) | {"true", "false", "none"}
+
+    def eval_ListLit(self, n: A.ListLit, env: Env) -> list:
+        out: list = []
+        self.list_elems(n.elems, env, out)
+        return out
+
+    def list_elems(self, elems: list[A.Node], env: Env, out: list) -> None:
+        for e in elems:
+            if isinstance(e, A.ListFor):
+                for item in self.iterable(self.eval(e.iter, env), e.iter.span):
+                    for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
+                        env.vars[name] = value
+                    self.list_elems(e.elems, env, out)
+            elif isinstance(e, A.ListIf):
+                self.list_elems(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env, out)
+            else:
+                out.append(self.eval(e, env))
+
+    def eval_Labeled(self, n: A.Labeled, env: Env):
+        return self.eval(n.value, env, self.label_text(n.label, env))
+
+    def label_text(self, label: A.Label, env: Env) -> str:
+        parts = []
+        for p in label.parts:
+            if isinstance(p, str):
+                parts.append(p)
+                continue
+            v = self.eval(p, env)
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise CnnError(f"a name can only interpolate integers and strings, got {describe(v)}", p.span)
+            parts.append(str(v))
+        text = "".join(parts)
+        if not _LABEL.fullmatch(text) or keyword.iskeyword(text):
+            raise CnnError(f"'{text}' is not a valid name (letters, digits and _; not a Python keyword)", label.span)
+        return text
+
+    def eval_Chain(self, n: A.Chain, env: Env):
+        value = self.eval(n.links[0], env)
+        for link in n.links[1:]:
+            label, expr = None, link
+            if isinstance(link, A.Labeled):
+                label, expr = self.label_text(link.label, env), link.value
+            layer = self.as_layer(self.eval(expr, env), expr.span)
+            value = self.apply(layer, self.as_inputs(value, link.span), label, expr.span)
+        return value
+
+    def eval_Call(self, n: A.Call, env: Env, label: str | None = None):
+        if isinstance(n.func, A.Name):
+            try:
+                func = self.eval_Name(n.func, env)
+            except CnnError:
+                raise CnnError(f"unknown op, block or function '{n.func.id}'"
+                               f"{suggest(n.func.id, self.known_names(env))}", n.func.span) from None
+        else:
+            func = self.eval(n.func, env)
+        args, kwargs = [], {}
+        for a in n.args:
+            value = (self.eval(a.value, env), a.value.span)
+            if a.name is None:
+                if kwargs:
+                    raise CnnError("a positional argument cannot follow a named one", a.span)
+                args.append(value)
+            elif a.name in kwargs:
+                raise CnnError(f"argument '{a.name}' is given twice", a.span)
+            else:
+                kwargs[a.name] = value
+        if isinstance(func, Builtin):
+            if label is not None:
+                raise CnnError(f"'{func.name}' is a function; a label names a layer", n.span)
+            return self.call_builtin(func, args, kwargs, n.span)
+        if isinstance(func, NetworkValue):
+            raise CnnError(f"'{func.defn.name}' is a network; only blocks and ops can be called inside one "
+                           f"(turn the shared part into a block)", n.span)
+        if isinstance(func, BlockClosure):
+            func = Layer(func)
+        if not isinstance(func, Layer):
+            raise CnnError(f"{describe(func)} cannot be called", n.func.span)
+        layer = Layer(func.target, [*func.args, *args], {**func.kwargs, **kwargs},
+                      label if label is not None else func.label, n.span)
+        tensors, _ = self.split_tensors(layer.args)
+        if tensors and len(tensors) >= self.inputs_needed(layer.target):
+            return self.apply(layer, [], None, n.span)
+        return layer
+
+    @staticmethod
+    def inputs_needed(target) -> int:
+        if isinstance(target, OpSpec):
+            return target.inputs or target.min_inputs
+        return 1
+
+    def call_builtin(self, func: Builtin, args, kwargs, span: Span):
+        values = [v for v, _ in args]
+        named = {k: v for k, (v, _) in kwargs.items()}
+        for v, s in [*args, *kwargs.values()]:
+            if isinstance(v, (Tensor, Layer)):
+                raise CnnError(f"{func.name}() cannot take {describe(v)}", s)
+        try:
+            return func.fn(*values, **named)
+        except BuiltinError as exc:
+            raise CnnError(str(exc), span) from None
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            raise CnnError(f"bad arguments to {func.name}(); usage: {func.doc}", span) from None
+
+    def eval_BinOp(self, n: A.BinOp, env: Env, label: str | None = None):
+        left = self.eval(n.operands[0], env)
+        for op, operand in zip(n.ops, n.operands[1:]):
+            right = self.eval(operand, env)
+            left = self.binary(op, left, right, n, label)
+        return left
+
+    def binary(self, op: str, a, b, n: A.BinOp, label: str | None):
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            names = {"+": "add", "*": "mul"}
+            if op not in names or not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+                raise CnnError(f"cannot apply '{op}' to {describe(a)} and {describe(b)} (tensors support + "
+                               f"and * with other tensors)", n.span)
+            return self.apply_op(lookup(names[op]), [a, b], [], {}, label, n.span)
+        if label is not None:
+            raise CnnError(f"the label '{label}' must name a layer; this is arithmetic", n.span)
+        try:
+            if op == "+" and (isinstance(a, list) and isinstance(b, list) or isinstance(a, str) and isinstance(b, str)):
+                return a + b
+            if op == "*" and isinstance(a, list) and isinstance(b, int) and not isinstance(b, bool):
+                return a * b
+            self.check_numbers(op, a, b, n.span)
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "/":
+                return a / b
+            if op == "//":
+                return a // b
+            if op == "%":
+                return a % b
+            if op == "**":
+                result = a ** b
+                if isinstance(result, complex):
+                    raise CnnError(f"{a} ** {b} is not a real number", n.span)
+                return result
+        except ZeroDivisionError:
+            raise CnnError("division by zero", n.span) from None
+        except OverflowError:
+            raise CnnError("number too large", n.span) from None
+        raise CnnError(f"unknown operator '{op}'", n.span)
+
+    @staticmethod
+    def check_numbers(op: str, a, b, span: Span) -> None:
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise CnnError(f"cannot apply '{op}' to {describe(a)} and {describe(b)}", span)
+
+    def eval_Unary(self, n: A.Unary, env: Env):
+        v = self.eval(n.operand, env)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CnnError(f"cannot apply unary '{n.op}' to {describe(v)}", n.span)
+        return -v if n.op == "-" else v
+
+    def eval_Compare(self, n: A.Compare, env: Env):
+        values = [self.eval(o, env) for o in n.operands]
+        for op, a, b in zip(n.ops, values, values[1:]):
+            if isinstance(a, (Tensor, Layer)) or isinstance(b, (Tensor, Layer)):
+                raise CnnError(f"cannot compare {describe(a)} and {describe(b)} (compare their shapes: "
+                               f"x.channels, x.shape)", n.span)
+            try:
+                ok = {"==": a == b, "!=": a != b}.get(op)
+                if ok is None:
+                    ok = {"<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[op]()
+            except TypeError:
+                raise CnnError(f"cannot order {describe(a)} and {describe(b)}", n.span) from None
+            if not ok:
+                return False
+        return True
+
+    def eval_BoolOp(self, n: A.BoolOp, env: Env):
+        for operand in n.operands:
+            value = self.truth(self.eval(operand, env), operand.span)
+            if value == (n.op == "or"):
+                return value
+        return n.op == "and"
+
+    def eval_Not(self, n: A.Not, env: Env):
+        return not self.truth(self.eval(n.operand, env), n.operand.span)
+
+    def eval_Ternary(self, n: A.Ternary, env: Env):
+        return self.eval(n.then if self.truth(self.eval(n.cond, env), n.cond.span) else n.orelse, env)
+
+    def eval_Attr(self, n: A.Attr, env: Env):
+        obj = self.eval(n.obj, env)
+        if isinstance(obj, Tensor):
+            return self.tensor_attr(obj.type, n)
+        raise CnnError(f"{describe(obj)} has no attribute '{n.name}' (attributes belong to tensors)", n.span)
+
+    @staticmethod
+    def tensor_attr(t: TensorType, n: A.Attr):
+        spatial = t.spatial
+        table = {
+            "shape": list(t.shape), "rank": t.rank, "spatial": list(spatial),
+            "channels": t.channels if not t.tokens else None,
+            "tokens": t.shape[0] if t.tokens else None,
+            "features": t.shape[-1] if t.tokens or t.rank == 1 else None,
+            "length": spatial[0] if len(spatial) == 1 else None,
+            "depth": spatial[0] if len(spatial) == 3 else None,
+            "height": spatial[-2] if len(spatial) >= 2 else None,
+            "width": spatial[-1] if len(spatial) >= 2 else None,
+        }
+        if n.name not in table:
+            raise CnnError(f"a tensor has no attribute '{n.name}'{suggest(n.name, table)}; it has "
+                           f"{', '.join(table)}", n.span)
+        if table[n.name] is None:
+            raise CnnError(f"a {t} tensor has no '{n.name}'", n.span)
+        return table[n.name]
+
+    def eval_Index(self, n: A.Index, env: Env):
+        obj, idx = self.eval(n.obj, env), self.eval(n.index, env)
+        if not isinstance(obj, (list, str)):
+            raise CnnError(f"cannot index {describe(obj)}", n.span)
+        if isinstance(idx, bool) or not isinstance(idx, int):
+            raise CnnError(f"an index must be an integer, got {describe(idx)}", n.index.span)
+        if not -len(obj) <= idx < len(obj):
+            raise CnnError(f"index {idx} is out of range for a list of {len(obj)}", n.index.span)
+        return obj[idx]
+
+    # ------------------------------------------------------------ helpers
+
+    @staticmethod
+    def truth(value, span: Span) -> bool:
+        if isinstance(value, (Tensor, Layer)):
+            raise CnnError(f"{describe(value)} is neither true nor false", span)
+        return bool(value)
+
+    @staticmethod
+    def iterable(value, span: Span) -> list:
+        if isinstance(value, list):
+            return list(value)
+        raise CnnError(f"can only loop over a list or range(), got {describe(value)}", span)
+
+    @staticmethod
+    def as_inputs(value, span: Span) -> list[Tensor]:
+        if isinstance(value, Tensor):
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, Tensor) for v in value):
+            return list(value)
+        raise CnnError(f"'->' needs a tensor or a list of tensors on its left, got {describe(value)}", span)
+
+    def as_layer(self, value, span: Span) -> Layer:
+        if isinstance(value, Layer):
+            return value
+        if isinstance(value, BlockClosure):
+            return Layer(value, span=span)
+        if isinstance(value, list):
+            members = []
+            for i, v in enumerate(value):
+                if isinstance(v, Tensor):
+                    raise CnnError(f"a list used as a layer sequence holds a tensor at position {i}", span)
+                members.append(self.as_layer(v, span))
+            return Layer(members, span=span)
+        raise CnnError(f"expected a layer (an op, a block or a list of them), got {describe(value)}", span)
+
+    @staticmethod
+    def split_tensors(args: list) -> tuple[list[Tensor], list]:
+        """Leading tensor arguments (or one leading list of tensors) are inputs; the rest are settings."""
+        if args and isinstance(args[0][0], list) and args[0][0] and all(isinstance(v, Tensor) for v in args[0][0]):
+            return list(args[0][0]), args[1:]
+        i = 0
+        while i < len(args) and isinstance(args[i][0], Tensor):
+            i += 1
+        return [v for v, _ in args[:i]], args[i:]
+
+    # ------------------------------------------------------------ application
+
+    def apply(self, layer: Layer, inputs: list[Tensor], label: str | None, span: Span):
+        tensors, rest = self.split_tensors(layer.args)
+        inputs = [*inputs, *tensors]
+        label = label if label is not None else layer.label
+        span = layer.span or span
+        if isinstance(layer.target, OpSpec):
+            return self.apply_op(layer.target, inputs, rest, layer.kwargs, label, span)
+        if isinstance(layer.target, BlockClosure):
+            return self.apply_block(layer.target, inputs, rest, layer.kwargs, label, span)
+        if rest or layer.kwargs:
+            raise CnnError("a layer sequence takes no arguments", span)
+        return self.apply_sequence(layer.target, inputs, label, span)
+
+    def apply_op(self, spec: OpSpec, inputs: list[Tensor], args: list, kwargs: dict, label, span: Span) -> Tensor:
+        if spec.inputs and len(inputs) != spec.inputs:
+            raise CnnError(f"{spec.name} takes {spec.inputs} input tensor{'s' if spec.inputs > 1 else ''}, "
+                           f"got {len(inputs)}", span)
+        if len(inputs) < spec.min_inputs:
+            raise CnnError(f"{spec.name} takes at least {spec.min_inputs} input tensors, got {len(inputs)}", span)
+        given: dict[str, tuple[Any, Span]] = {}
+        if len(args) > len(spec.args):
+            raise CnnError(f"{spec.name} takes at most {len(spec.args)} argument{'s' * (len(spec.args) != 1)}: "
+                           f"{spec.signature()}", args[len(spec.args)][1])
+        for (value, s), arg in zip(args, spec.args):
+            given[arg.name] = (value, s)
+        for name, (value, s) in kwargs.items():
+            if spec.arg(name) is None:
+                raise CnnError(f"{spec.name} has no argument '{name}'{suggest(name, [a.name for a in spec.args])}; "
+                               f"it takes {spec.signature()}", s)
+            if name in given:
+                raise CnnError(f"argument '{name}' of {spec.name} is given twice", s)
+            given[name] = (value, s)
+        attrs = {}
+        for arg in spec.args:
+            if arg.name not in given:
+                if arg.required:
+                    raise CnnError(f"{spec.name} needs argument '{arg.name}': {spec.signature()}", span)
+                attrs[arg.name] = arg.default
+                continue
+            value, s = given[arg.name]
+            if isinstance(value, (Tensor, Layer, BlockClosure)):
+                raise CnnError(f"{spec.name}: '{arg.name}' cannot be {describe(value)}", s)
+            try:
+                attrs[arg.name] = arg.check(value)
+            except ValueError as exc:
+                raise CnnError(f"{spec.name}: '{arg.name}' {exc}, got {describe(value)}", s) from None
+        call = OpCall(attrs, [t.type for t in inputs])
+        try:
+            if spec.resolve is not None:
+                call.attrs = spec.resolve(call)
+            out = spec.shape(call)
+        except OpError as exc:
+            message = exc.message if exc.message.startswith(spec.name) else f"{spec.name}: {exc.message}"
+            notes = [Note(f"input {i + 1} ({t.type}) comes from {t.node.label or t.node.hint} here", t.node.span)
+                     for i, t in enumerate(inputs)] if exc.show_inputs else []
+            raise CnnError(message, span, notes) from None
+        node = self.new_node(label, spec.name, "op", spec.name, call.attrs, [t.node for t in inputs], out, span)
+        return Tensor(node)
+
+    def apply_block(self, closure: BlockClosure, inputs: list[Tensor], args: list, kwargs: dict, label,
+                    span: Span):
+        d = closure.defn
+        for name, outer in self.block_stack:
+            if name == d.name:
+                raise CnnError(f"block '{d.name}' calls itself; blocks cannot be recursive", span,
+                               [Note("the call it is inside", outer)])
+        params = [p.name for p in d.params]
+        positional = [*((t, span) for t in inputs), *args]
+        if len(positional) > len(params):
+            raise CnnError(f"block '{d.name}' takes {len(params)} argument{'s' * (len(params) != 1)} "
+                           f"({', '.join(params)}), got {len(positional)}", span)
+        bound = {p: v for p, (v, _) in zip(params, positional)}
+        for name, (value, s) in kwargs.items():
+            if name not in params:
+                raise CnnError(f"block '{d.name}' has no parameter '{name}'{suggest(name, params)}", s)
+            if name in bound:
+                raise CnnError(f"argument '{name}' of block '{d.name}' is given twice", s)
+            bound[name] = value
+        local = Env(closure.env)
+        for p in d.params:
+            if p.name in bound:
+                local.vars[p.name] = bound[p.name]
+            elif p.default is not None:
+                local.vars[p.name] = self.eval(p.default, local)
+            else:
+                raise CnnError(f"block '{d.name}' needs argument '{p.name}'", span,
+                               [Note(f"'{d.name}' is defined here", d.span)])
+        args_record = {k: v for k, v in local.vars.items() if _plain(v)}
+        frame = self.open_frame(label, d.name, "block", span, block=d.name, args=args_record)
+        self.block_stack.append((d.name, span))
+        try:
+            self.exec_body(d.body, local)
+        except _Return as ret:
+            return ret.value
+        finally:
+            self.block_stack.pop()
+            self.frame = frame.parent
+        raise CnnError(f"block '{d.name}' ended without 'return'", span, [Note("defined here", d.span)])
+
+    def apply_sequence(self, members: list[Layer], inputs: list[Tensor], label, span: Span):
+        value: Any = inputs[0] if len(inputs) == 1 else inputs
+        if label is None:
+            for m in members:
+                value = self.apply(m, self.as_inputs(value, span), m.label, span)
+            return value
+        frame = self.open_frame(label, "seq", "sequence", span)
+        try:
+            for i, m in enumerate(members):
+                value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i), span)
+        finally:
+            self.frame = frame.parent
+        return value
+
+    # ------------------------------------------------------------ naming
+
+    def claim(self, label: str | None, span: Span) -> None:
+        if label is None:
+            return
+        if label in self.frame.explicit:
+            first = self.frame.explicit[label]
+            where = f"'{self.frame.label}'" if self.frame.label else "the network"
+            raise CnnError(f"the name '{label}' is already used in {where}", span, [Note("first used here", first)])
+        self.frame.explicit[label] = span
+
+    def open_frame(self, label, hint, kind, span, block=None, args=None) -> Frame:
+        self.claim(label, span)
+        frame = Frame(label, hint, self.frame, kind, span, block, args or {})
+        self.frame.children.append(frame)
+        self.frame = frame
+        return frame
+
+    def new_node(self, label, hint, kind, op, attrs, inputs, type_, span) -> PendingNode:
+        self.claim(label, span)
+        node = PendingNode(label, hint, self.frame, kind, op, attrs, inputs, type_, span)
+        self.frame.children.append(node)
+        self.nodes.append(node)
+        return node
+
+    def finalize(self) -> dict[str, Scope]:
+        """Give every node and scope its final dotted name; drop scopes that made no node."""
+        scopes: dict[str, Scope] = {}
+
+        def visit(frame: Frame) -> bool:
+            used = set(frame.explicit)
+            kept = []
+            for child in frame.children:
+                if child.label is not None:
+                    local = child.label
+                else:
+                    local, k = child.hint, 0
+                    while local in used:
+                        k += 1
+                        local = f"{child.hint}_{k}"
+                    used.add(local)
+                child.name = f"{frame.name}.{local}" if frame.name else local
+                if isinstance(child, PendingNode) or visit(child):
+                    kept.append(child.name)
+            if not kept and frame is not self.root:
+                return False
+            scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span)
+            return True
+
+        visit(self.root)
+        return scopes
+
+
+def _plain(v) -> bool:
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return True
+    return isinstance(v, list) and all(_plain(i) for i in v)
+
+
+# ---------------------------------------------------------------- network elaboration
+
+
+def parse_setting(text: str, flag: str) -> tuple[str, A.Node, Span]:
+    """'NAME=EXPR' from the command line -> (name, expression, span of the name)."""
+    source = Source(flag, text)
+    name, eq, rest = text.partition("=")
+    name = name.strip()
+    if not eq or not re.fullmatch(r"[A-Za-z_]\w*", name):
+        raise CnnError(f"expected NAME=VALUE, got '{text}'", Span(source, 1, 1, 1, len(text) + 1))
+    if not rest.strip():
+        raise CnnError(f"'{name}=' needs a value", Span(source, 1, len(text) + 1, 1, len(text) + 2))
+    padded = " " * (len(text) - len(rest)) + rest
+    node = parse_expression(source, padded)
+    return name, node, Span(source, 1, 1, 1, len(name) + 1)
+
+
+def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
+              input_shapes: list[tuple[str, A.Node, Span]] = ()) -> Network:
+    """Build the IR of a target, with --set values and --input shapes from the command line."""
+    program, net = target.program, target.network
+    names = [p.name for p in net.params]
+    given: dict[str, Any] = {}
+    if target.preset is not None:
+        pre = target.preset
+        if sum(a.name is None for a in pre.args) > len(names):
+            raise CnnError(f"network '{net.name}' takes {len(names)} parameters", pre.span)
+        for i, a in enumerate(pre.args):
+            name = a.name if a.name is not None else names[i]
+            if name not in names:
+                raise CnnError(f"network '{net.name}' has no parameter '{name}'{suggest(name, names)}", a.span)
+            given[name] = Evaluator.constant(a.value, program.env)
+    for name, expr, span in settings:
+        if name not in names:
+            listed = ", ".join(names) or "none"
+            raise CnnError(f"network '{net.name}' has no parameter '{name}'{suggest(name, names)} "
+                           f"(its parameters: {listed})", span)
+        given[name] = Evaluator.constant(expr, program.env)
+    shapes = {name: (Evaluator.constant(expr, program.env), expr.span) for name, expr, _ in input_shapes}
+    ev = Evaluator(shapes)
+    env = Env(program.env)
+    for p in net.params:
+        if p.name in given:
+            env.vars[p.name] = given[p.name]
+        elif p.default is not None:
+            env.vars[p.name] = ev.eval(p.default, env)
+        else:
+            raise CnnError(f"network parameter '{p.name}' has no default; give it with --set {p.name}=...", p.span)
+    ev.exec_body(net.body, env)
+    for name, _, span in input_shapes:
+        if name not in ev.inputs:
+            raise CnnError(f"network '{net.name}' has no input '{name}'{suggest(name, ev.inputs)} "
+                           f"(its inputs: {', '.join(ev.inputs) or 'none'})", span)
+    if not ev.inputs:
+        raise CnnError(f"network '{net.name}' declares no input (add `input x: 3x224x224`)", net.span)
+    if not ev.outputs:
+        raise CnnError(f"network '{net.name}' declares no output (add `output y = ...`)", net.span)
+    scopes = ev.finalize()
+    graph = nx.MultiDiGraph()
+    for node in ev.nodes:
+        graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
+                       inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name)
+        for i, src in enumerate(node.inputs):
+            graph.add_edge(src.name, node.name, key=i, index=i)
+    params = {p.name: env.vars[p.name] for p in net.params}
+    return Network(
+        name=target.preset.name if target.preset else net.name, graph=graph, order=[n.name for n in ev.nodes],
+        inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
+        scopes=scopes, params=params, source=program.path,
+        doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
+    )

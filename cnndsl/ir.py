@@ -1,0 +1,109 @@
+"""The IR: a networkx MultiDiGraph of named nodes in execution order, and the tree of scopes.
+
+Node kinds are few and closed (as torch.fx's): "input" and "op". An op node's `op` is a key into the
+op registry, which alone says what it means. Every node carries:
+
+    name    hierarchical, dot-separated ("layer1.0.conv1"); the graph key
+    kind    "input" | "op"
+    op      registry name (None for inputs)
+    attrs   validated, resolved attributes (kernel etc. expanded per axis)
+    inputs  ordered input node names; mul(x, x) lists x twice (and has two parallel edges)
+    type    TensorType of the output (shape without batch)
+    span    where the user's text made it
+    scope   name of the enclosing scope ("" for the network itself)
+
+Passes add one documented attribute each (see cnndsl/passes). Network outputs are a name -> node map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from .errors import Span
+from .types import TensorType
+
+
+@dataclass
+class Scope:
+    """A named block instance, a sequence, or the network: the module tree the backends rebuild."""
+
+    name: str  # full dotted name; "" for the network
+    kind: str  # "network" | "block" | "sequence"
+    block: str | None = None  # the block's name, for kind == "block"
+    args: dict[str, Any] = field(default_factory=dict)  # the block's non-tensor arguments
+    children: list[str] = field(default_factory=list)  # direct child nodes and scopes, in order
+    span: Span | None = None
+
+
+@dataclass
+class Network:
+    name: str
+    graph: nx.MultiDiGraph
+    order: list[str]
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    scopes: dict[str, Scope]
+    params: dict[str, Any]
+    source: str
+    doc: str = ""
+
+    def node(self, name: str) -> dict:
+        return self.graph.nodes[name]
+
+    def nodes(self) -> Iterator[dict]:
+        """Node attribute dicts in execution order."""
+        for name in self.order:
+            yield self.graph.nodes[name]
+
+    def type_of(self, name: str) -> TensorType:
+        return self.graph.nodes[name]["type"]
+
+
+class IRError(AssertionError):
+    """An IR invariant is broken: a compiler bug, never a user mistake."""
+
+
+def lint_ir(net: Network) -> None:
+    """Check the IR's invariants (run after elaboration and after every pass in tests)."""
+    from .ops import REGISTRY
+
+    g = net.graph
+    if set(net.order) != set(g.nodes) or len(net.order) != len(g.nodes):
+        raise IRError("execution order and graph nodes differ")
+    position = {name: i for i, name in enumerate(net.order)}
+    for name in net.order:
+        data = g.nodes[name]
+        for key in ("name", "kind", "op", "attrs", "inputs", "type", "span", "scope"):
+            if key not in data:
+                raise IRError(f"node {name} lacks '{key}'")
+        if data["name"] != name:
+            raise IRError(f"node {name} is named {data['name']}")
+        if data["kind"] == "input":
+            if data["inputs"] or data["op"] is not None:
+                raise IRError(f"input {name} has inputs or an op")
+        elif data["kind"] == "op":
+            if data["op"] not in REGISTRY:
+                raise IRError(f"node {name} has unknown op {data['op']}")
+        else:
+            raise IRError(f"node {name} has kind {data['kind']}")
+        if not isinstance(data["type"], TensorType) or any(d < 1 for d in data["type"].shape):
+            raise IRError(f"node {name} has type {data['type']}")
+        for src in data["inputs"]:
+            if src not in position or position[src] >= position[name]:
+                raise IRError(f"node {name} reads {src}, which does not come before it")
+        edges = sorted((d["index"], u) for u, _, d in g.in_edges(name, data=True))
+        if [u for _, u in edges] != data["inputs"] or [i for i, _ in edges] != list(range(len(data["inputs"]))):
+            raise IRError(f"edges into {name} disagree with its inputs")
+        if data["scope"] not in net.scopes:
+            raise IRError(f"node {name} is in unknown scope {data['scope']!r}")
+    for out, node in net.outputs.items():
+        if node not in g.nodes:
+            raise IRError(f"output {out} names missing node {node}")
+    for name in net.inputs.values():
+        if g.nodes[name]["kind"] != "input":
+            raise IRError(f"input {name} is not an input node")
+    if not nx.is_directed_acyclic_graph(g):
+        raise IRError("the graph has a cycle")

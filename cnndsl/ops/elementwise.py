@@ -1,0 +1,111 @@
+"""Ops that act on each element (or each position) alone: activations, norms, dropout, identity."""
+
+from __future__ import annotations
+
+from ..types import TensorType
+from .spec import Arg, OpCall, OpError, OpSpec, Param, choice, integer, number
+
+VIEW = frozenset({"view"})
+
+
+def activation(name: str, doc: str, flops_per_element: int, formula: str, args=(), aliases=()) -> OpSpec:
+    """An activation: same shape out, no parameters, a fixed number of FLOPs per element."""
+    return OpSpec(name, doc, args=tuple(args), flops=lambda c: flops_per_element * c.out.numel,
+                  flops_doc=f"{flops_per_element} per element ({formula})", aliases=aliases,
+                  category="activation")
+
+
+ACTIVATIONS = [
+    activation("relu", "max(x, 0).", 1, "max"),
+    activation("relu6", "min(max(x, 0), 6), as MobileNet uses.", 2, "max, min"),
+    activation("leaky_relu", "x if x > 0 else slope * x.", 2, "compare, multiply",
+               args=[Arg("slope", number(), 0.01, "slope for negative inputs")]),
+    activation("tanh", "Hyperbolic tangent.", 1, "tanh"),
+    activation("scaled_tanh", "A * tanh(S * x), LeNet-5's squashing function (A = 1.7159, S = 2/3).", 3,
+               "multiply, tanh, multiply",
+               args=[Arg("a", number(), 1.7159, "amplitude A"), Arg("s", number(), 2 / 3, "slope S")]),
+    activation("sigmoid", "1 / (1 + exp(-x)).", 3, "exp, add, divide"),
+    activation("hardsigmoid", "relu6(x + 3) / 6, as MobileNetV3 uses.", 3, "add, clamp, divide"),
+    activation("silu", "x * sigmoid(x) (swish), as EfficientNet uses.", 4, "sigmoid, multiply",
+               aliases=("swish",)),
+    activation("hardswish", "x * relu6(x + 3) / 6, as MobileNetV3 uses.", 4, "add, clamp, multiply, divide"),
+    activation("gelu", "x * Phi(x), the exact (erf) form, as ViT uses.", 5, "erf form: 5 elementary operations"),
+]
+
+
+def softmax_shape(call: OpCall) -> TensorType:
+    axis = call.attrs["axis"]
+    if not -call.x.rank <= axis < call.x.rank:
+        raise OpError(f"softmax axis {axis} is out of range for a {call.x} tensor")
+    return call.x
+
+
+softmax = OpSpec(
+    "softmax", "Normalised exponential along one axis (default: the last).",
+    args=(Arg("axis", integer(None), -1, "axis, counted without the batch (negative from the end)"),),
+    shape=softmax_shape, flops=lambda c: 3 * c.out.numel, flops_doc="3 per element (exp, sum, divide)",
+    category="activation",
+)
+
+
+def channels_of(call: OpCall, op: str) -> int:
+    if call.x.tokens:
+        raise OpError(f"{op} needs a channel-first tensor, got {call.x} (use layernorm on tokens)")
+    return call.x.channels
+
+
+def bn_params(call: OpCall) -> list[Param]:
+    c = channels_of(call, "batchnorm")
+    return [Param("weight", (c,)), Param("bias", (c,)), Param("running_mean", (c,), "buffer"),
+            Param("running_var", (c,), "buffer"), Param("num_batches_tracked", (), "buffer")]
+
+
+batchnorm = OpSpec(
+    "batchnorm", "Batch normalisation over the channel axis (nn.BatchNorm1d/2d/3d). Running mean and "
+                 "variance (and PyTorch's num_batches_tracked counter) are buffers, not parameters.",
+    args=(Arg("eps", number(minimum=0.0), 1e-5, "added to the variance"),
+          Arg("momentum", number(minimum=0.0), 0.1, "running-statistics momentum")),
+    params=bn_params, flops=lambda c: 2 * c.out.numel, flops_doc="2 per element (inference: scale, shift)",
+    category="normalization",
+)
+
+layernorm = OpSpec(
+    "layernorm", "Layer normalisation over the last axis (the features of each token).",
+    args=(Arg("eps", number(minimum=0.0), 1e-5, "added to the variance"),),
+    params=lambda c: [Param("weight", (c.x.shape[-1],)), Param("bias", (c.x.shape[-1],))],
+    flops=lambda c: 5 * c.out.numel, flops_doc="5 per element (mean, variance, normalise, scale, shift)",
+    category="normalization",
+)
+
+
+def lrn_shape(call: OpCall) -> TensorType:
+    channels_of(call, "lrn")
+    return call.x
+
+
+lrn = OpSpec(
+    "lrn", "Local response normalisation across `size` neighbouring channels (AlexNet; nn.LocalResponseNorm).",
+    args=(Arg("size", integer(), doc="channels in the neighbourhood"),
+          Arg("alpha", number(), 1e-4, "scale"), Arg("beta", number(), 0.75, "exponent"),
+          Arg("k", number(), 1.0, "additive constant")),
+    shape=lrn_shape, flops=lambda c: (c.attrs["size"] + 3) * c.out.numel,
+    flops_doc="size + 3 per element (window sum of squares, scale, power, divide)", category="normalization",
+)
+
+dropout = OpSpec(
+    "dropout", "Zeroes elements with probability p while training; the identity at inference.",
+    args=(Arg("p", number(minimum=0.0, below=1.0), 0.5, "drop probability"),),
+    traits=VIEW, category="regularization",
+)
+
+stochastic_depth = OpSpec(
+    "stochastic_depth", "Drops a residual branch per sample while training (Huang et al. 2016); the "
+                        "identity at inference.",
+    args=(Arg("p", number(minimum=0.0, below=1.0), doc="drop probability"),
+          Arg("mode", choice("row", "batch"), "row", "drop per sample (row) or per batch")),
+    traits=VIEW, category="regularization",
+)
+
+identity = OpSpec("identity", "Returns its input.", traits=VIEW, category="tensor")
+
+OPS = [*ACTIVATIONS, softmax, batchnorm, layernorm, lrn, dropout, stochastic_depth, identity]

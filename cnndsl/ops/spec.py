@@ -1,0 +1,216 @@
+"""What an op is: one OpSpec holding its arguments, shape rule, parameter rule, cost rules and
+receptive-field rule. The passes and backends read specs; nothing else knows what an op means.
+
+Rules receive an OpCall (validated attributes, input types, and - after the shape rule - the output
+type) and raise OpError for a mistake the user made; the elaborator turns it into a CnnError at the
+call's position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any, Callable
+
+from ..types import TensorType
+
+
+class OpError(Exception):
+    """A user mistake found by an op rule (bad shapes, bad argument combination)."""
+
+    def __init__(self, message: str, show_inputs: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.show_inputs = show_inputs  # add a note per input: its shape and where it came from
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: `check` validates and normalises a value, raising ValueError(reason)."""
+
+    name: str
+    check: Callable[[Any], Any]
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Param:
+    """A tensor an op owns. `name` is relative to the node ("weight"); "" names the node itself
+    (ViT's `class_token`). kind: "trainable", "fixed" (a parameter never trained: RBF prototypes)
+    or "buffer" (BN running statistics)."""
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str = "trainable"
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Receptive-field rule of a sliding-window op, per spatial axis. padding is the left padding."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[int, ...]
+    exact: bool = True  # False for adaptive pooling with uneven windows: the largest window is used
+
+
+POINTWISE = "pointwise"  # each output position sees the same positions as its input(s)
+GLOBAL = "global"  # each output sees every input position
+
+
+@dataclass
+class OpCall:
+    """One application of an op, as the rules see it."""
+
+    attrs: dict[str, Any]
+    inputs: list[TensorType]
+    out: TensorType | None = None
+
+    @property
+    def x(self) -> TensorType:
+        return self.inputs[0]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.attrs[name]
+
+
+def _no_params(call: OpCall) -> list[Param]:
+    return []
+
+
+def _zero(call: OpCall) -> int:
+    return 0
+
+
+def _pointwise(call: OpCall):
+    return POINTWISE
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    doc: str
+    args: tuple[Arg, ...] = ()
+    inputs: int = 1  # number of tensor inputs; 0 = any number >= min_inputs
+    min_inputs: int = 1
+    shape: Callable[[OpCall], TensorType] = lambda c: c.x
+    resolve: Callable[[OpCall], dict] | None = None  # attrs completed with the input's shape
+    params: Callable[[OpCall], list[Param]] = _no_params
+    macs: Callable[[OpCall], int] = _zero
+    flops: Callable[[OpCall], int] = _zero
+    flops_doc: str = "0"
+    rf: Callable[[OpCall], Any] = _pointwise
+    traits: frozenset[str] = field(default_factory=frozenset)  # "view": output aliases input 0
+    aliases: tuple[str, ...] = ()
+    category: str = "other"
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+    def signature(self) -> str:
+        parts = [a.name if a.required else f"{a.name}={_show(a.default)}" for a in self.args]
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _show(value) -> str:
+    if value is None:
+        return "none"
+    if value is True or value is False:
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+# ---------------------------------------------------------------- argument checks
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def integer(minimum: int | None = 1) -> Callable:
+    def check(v):
+        if not _is_int(v) or (minimum is not None and v < minimum):
+            raise ValueError(f"must be an integer >= {minimum}" if minimum is not None else "must be an integer")
+        return v
+    check.kind = "int"
+    return check
+
+
+def ints(minimum: int = 1) -> Callable:
+    """An integer, or a list of integers (one per spatial axis)."""
+
+    def check(v):
+        if _is_int(v) and v >= minimum:
+            return v
+        if isinstance(v, list) and v and all(_is_int(i) and i >= minimum for i in v):
+            return tuple(v)
+        raise ValueError(f"must be an integer >= {minimum} or a list of them")
+    check.kind = "int or list"
+    return check
+
+
+def number(minimum: float | None = None, below: float | None = None) -> Callable:
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("must be a number")
+        if minimum is not None and v < minimum:
+            raise ValueError(f"must be >= {minimum}")
+        if below is not None and v >= below:
+            raise ValueError(f"must be < {below}")
+        return float(v)
+    check.kind = "number"
+    return check
+
+
+def boolean(v):
+    if v is True or v is False:
+        return v
+    raise ValueError("must be true or false")
+
+
+boolean.kind = "bool"
+
+
+def choice(*options) -> Callable:
+    def check(v):
+        if v in options and not isinstance(v, bool):
+            return v
+        raise ValueError("must be one of " + ", ".join(_show(o) for o in options))
+    check.kind = " | ".join(_show(o) for o in options)
+    return check
+
+
+def optional(inner: Callable) -> Callable:
+    def check(v):
+        return None if v is None else inner(v)
+    check.kind = f"{getattr(inner, 'kind', '?')} or none"
+    return check
+
+
+def per_axis(value, n: int, what: str) -> tuple[int, ...]:
+    """Expand an int to n axes, or check that a list has n entries."""
+    if isinstance(value, tuple):
+        if len(value) != n:
+            raise OpError(f"'{what}' has {len(value)} entries but the input has {n} spatial "
+                          f"{'axis' if n == 1 else 'axes'}")
+        return value
+    return (value,) * n
+
+
+def elements(t: TensorType) -> int:
+    return t.numel

@@ -1,0 +1,202 @@
+"""Reports of an analysed network: a terminal table grouped by block, JSON, Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from .ir import Network
+from .ops import GLOBAL
+from .passes.counts import param_count
+from .passes.receptive import ReceptiveField, rf_json
+
+
+@dataclass
+class Row:
+    name: str  # full name (node or scope)
+    label: str  # the last component, indented by depth in the table
+    depth: int
+    op: str
+    shape: str
+    params: int
+    macs: int
+    rf: object
+    merged: bool = False
+
+
+def rows(net: Network, depth: int) -> list[Row]:
+    """One row per node or scope down to `depth`; deeper nodes are summed into their scope's row."""
+    depth = max(1, depth)
+    out: list[Row] = []
+    by_name: dict[str, Row] = {}
+    for data in net.nodes():
+        parts = data["name"].split(".")
+        for level in range(1, min(len(parts), depth + 1)):
+            prefix = ".".join(parts[:level])
+            scope = net.scopes.get(prefix)
+            if prefix not in by_name and scope is not None:
+                op = scope.block if scope.kind == "block" else scope.kind
+                by_name[prefix] = Row(prefix, parts[level - 1], level - 1, op, "", 0, 0, None)
+                out.append(by_name[prefix])
+            if prefix in by_name:
+                row = by_name[prefix]
+                row.params += param_count(data)
+                row.macs += data["macs"]
+                row.shape, row.rf, row.merged = _shape(data), data["rf"], _merged(data)
+        if len(parts) <= depth:
+            row = Row(data["name"], parts[-1], len(parts) - 1, data["op"] or "input", _shape(data),
+                      param_count(data), data["macs"], data["rf"], _merged(data))
+            out.append(row)
+    return out
+
+
+def _shape(data: dict) -> str:
+    return str(data["type"])
+
+
+def _merged(data: dict) -> bool:
+    return isinstance(data["rf"], ReceptiveField) and data["rf"].merged
+
+
+def _rf_text(rf, merged: bool = False) -> str:
+    if rf is None:
+        return ""
+    if rf == GLOBAL:
+        return "global"
+    text = "x".join(map(str, rf.size)) + " /" + "x".join(map(str, rf.stride))
+    return text + ("*" if merged else "") + ("~" if not rf.exact else "")
+
+
+def last_spatial_fields(net: Network) -> dict[str, object]:
+    """Per output: the output itself if it is spatial, else the last spatial node before it that still
+    has a local field (the figure papers quote); "global" if there is none."""
+    import networkx as nx
+
+    position = {n: i for i, n in enumerate(net.order)}
+    found: dict[str, object] = {}
+    for out in net.outputs.values():
+        candidates = sorted(nx.ancestors(net.graph, out) | {out}, key=position.get, reverse=True)
+        pick = next((n for n in candidates if isinstance(net.node(n)["rf"], ReceptiveField)), None)
+        if pick is None:
+            found[out] = net.node(out)["rf"]
+        else:
+            found[pick] = net.node(pick)["rf"]
+    return found
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".strip()
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def table(net: Network, totals: dict, depth: int) -> str:
+    header = ("Layer", "Op", "Output", "Params", "MACs", "RF /stride")
+    body = [(("  " * r.depth) + r.label, r.op, r.shape, f"{r.params:,}" if r.params else "-",
+             f"{r.macs:,}" if r.macs else "-", _rf_text(r.rf, r.merged)) for r in rows(net, depth)]
+    widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
+    right = {3, 4}
+
+    def fmt(line):
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        return "  ".join(cells).rstrip()
+
+    rule = "-" * len(fmt(header))
+    title = f"{net.name}" + (f": {net.doc}" if net.doc else "")
+    lines = [title, rule, fmt(header), rule, *map(fmt, body), rule]
+    t = totals
+    lines += [
+        f"params            {t['params']:>16,}  ({_human(t['params'])}; trainable {t['trainable_params']:,}, "
+        f"fixed {t['fixed_params']:,})",
+        f"buffers           {t['buffers']:>16,}",
+        f"MACs              {t['macs']:>16,}  ({_human(t['macs'])})",
+        f"FLOPs             {t['flops']:>16,}  ({_human(t['flops'])})",
+        f"activations       {t['activation_bytes']:>16,}  bytes ({_mib(t['activation_bytes'])}, float32, batch 1)",
+        f"peak live         {t['peak_activation_bytes']:>16,}  bytes ({_mib(t['peak_activation_bytes'])})",
+        "inputs            " + ", ".join(f"{k} {net.type_of(v)}" for k, v in net.inputs.items()),
+        "outputs           " + ", ".join(f"{k} {net.type_of(v)}" for k, v in net.outputs.items()),
+    ]
+    for name, rf in last_spatial_fields(net).items():
+        if isinstance(rf, ReceptiveField):
+            note = " (largest of merged paths)" if rf.merged else ""
+            note += " (approximate: uneven adaptive pooling)" if not rf.exact else ""
+            lines.append(f"receptive field   {name}: {'x'.join(map(str, rf.size))}, stride "
+                         f"{'x'.join(map(str, rf.stride))}, padding {'x'.join(map(str, rf.padding))}{note}")
+        else:
+            lines.append(f"receptive field   {name}: {rf or 'none'}")
+    lines.append("RF column: size /effective stride; * = largest of merged paths; global = sees the whole input")
+    return "\n".join(lines)
+
+
+def _plain(value):
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    from .values import describe
+
+    return describe(value)
+
+
+def as_json(net: Network, totals: dict) -> dict:
+    layers = []
+    for data in net.nodes():
+        layers.append({
+            "name": data["name"], "op": data["op"] or "input", "inputs": list(data["inputs"]),
+            "shape": list(data["type"].shape), "params": param_count(data),
+            "buffers": param_count(data, ("buffer",)), "macs": data["macs"], "flops": data["flops"],
+            "bytes": data["bytes"], "rf": rf_json(data["rf"]), "rf_merged": _merged(data),
+        })
+    return {
+        "network": net.name,
+        "source": net.source,
+        "parameters": {k: _plain(v) for k, v in net.params.items()},
+        "inputs": {k: list(net.type_of(v).shape) for k, v in net.inputs.items()},
+        "outputs": {k: list(net.type_of(v).shape) for k, v in net.outputs.items()},
+        "totals": {k: totals[k] for k in ("params", "trainable_params", "fixed_params", "buffers", "macs", "flops",
+                                          "activation_bytes", "peak_activation_bytes")},
+        "receptive_field": {k: rf_json(v) for k, v in last_spatial_fields(net).items()},
+        "layers": layers,
+    }
+
+
+def json_text(net: Network, totals: dict) -> str:
+    return json.dumps(as_json(net, totals), indent=2)
+
+
+def markdown(net: Network, totals: dict, depth: int) -> str:
+    lines = [f"## {net.name}", "", net.doc, "", "| layer | op | output | params | MACs | RF (size / stride) |",
+             "| --- | --- | --- | ---: | ---: | --- |"]
+    for r in rows(net, depth):
+        name = "&nbsp;" * 4 * r.depth + f"`{r.label}`"
+        lines.append(f"| {name} | {r.op} | {r.shape} | {r.params:,} | {r.macs:,} | {_rf_text(r.rf, r.merged)} |")
+    t = totals
+    lines += ["", "| total | value |", "| --- | ---: |"]
+    for key in ("params", "trainable_params", "fixed_params", "buffers", "macs", "flops", "activation_bytes",
+                "peak_activation_bytes"):
+        lines.append(f"| {key} | {t[key]:,} |")
+    return "\n".join(lines)
+
+
+def csv_text(net: Network, totals: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "op", "inputs", "shape", "params", "buffers", "macs", "flops", "bytes", "rf_size",
+                "rf_stride", "rf_padding"])
+    for data in net.nodes():
+        rf = data["rf"]
+        cells = (["global"] * 3 if rf == GLOBAL else
+                 ["x".join(map(str, v)) for v in (rf.size, rf.stride, rf.padding)] if rf else [""] * 3)
+        w.writerow([data["name"], data["op"] or "input", " ".join(data["inputs"]), "x".join(map(str, data["type"].shape)),
+                    param_count(data), param_count(data, ("buffer",)), data["macs"], data["flops"], data["bytes"], *cells])
+    return buf.getvalue()

@@ -1,0 +1,332 @@
+"""Text -> syntax tree. lark parses (grammars/cnn.lark, LALR); a Transformer builds the AST with spans.
+
+This is the one place where lark's exceptions become CnnErrors, worded in the user's tokens.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast as A
+from .errors import CnnError, Source, Span
+from .resources import grammar_text
+
+# Newlines are dropped after these tokens (the line obviously goes on) ...
+_CONTINUES_AFTER = {"->", ",", "{", "(", "[", "=", "+", "-", "*", "/", "//", "%", "**", "and", "or", "not",
+                    "==", "!=", "<", ">", "<=", ">=", ":"}
+# ... and before these (the next line continues this one, or closes a block).
+_CONTINUES_BEFORE = {"->", "}", "else", ")", "]"}
+
+
+class _Newlines:
+    """Postlexer: keep only the newlines that end a statement (see the grammar's header)."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        prev = None
+        pending = None
+        for tok in stream:
+            if tok.type == "_NL":
+                if depth == 0 and prev is not None and not _punct(prev, _CONTINUES_AFTER) and pending is None:
+                    pending = tok
+                continue
+            if pending is not None:
+                if not _punct(tok, _CONTINUES_BEFORE):
+                    yield pending
+                pending = None
+            if tok.value in ("(", "[") and tok.type != "STRING":
+                depth += 1
+            elif tok.value in (")", "]") and tok.type != "STRING":
+                depth = max(0, depth - 1)
+            prev = tok
+            yield tok
+        # a trailing newline is dropped: the grammar's optional _NL at the end would accept it anyway
+
+
+def _punct(tok: Token, values: set[str]) -> bool:
+    return tok.type not in ("STRING", "NAME", "NUMBER", "SHAPE") and tok.value in values
+
+
+@lru_cache(maxsize=None)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="basic", postlex=_Newlines(),
+                propagate_positions=True, maybe_placeholders=True, start=["start", "chain"])
+
+
+def parse(source: Source) -> A.Module:
+    """Parse a whole .cnn file."""
+    return _run(source, "start")
+
+
+def parse_expression(source: Source, text: str | None = None) -> A.Node:
+    """Parse one expression (a --set value, a shape on the command line). `text`, when given, is what
+    is parsed (the value alone, blanked to its columns in `source`), while errors show `source`."""
+    return _run(source, "chain", text)
+
+
+def _run(source: Source, start: str, text: str | None = None):
+    try:
+        tree = _parser().parse(source.text if text is None else text, start=start)
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc) from None
+    try:
+        return _Builder(source).transform(tree)
+    except VisitError as exc:  # an error raised while building the AST (e.g. a bad string escape)
+        if isinstance(exc.orig_exc, CnnError):
+            raise exc.orig_exc from None
+        raise
+
+
+# ---------------------------------------------------------------- syntax errors
+
+_FRIENDLY = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "SHAPE": "a shape like 3x224x224",
+    "_NL": "end of line", "$END": "end of file", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*', '/', '//' or '%'", "_POW": "'**'", "TOKENS": "'tokens'",
+}
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "SHAPE", "LPAR", "LSQB", "TRUE", "FALSE", "NONE", "ADD_OP", "NOT"}
+
+
+def _display(name: str) -> str:
+    if name in _FRIENDLY:
+        return _FRIENDLY[name]
+    for term in _parser().terminals:
+        if term.name == name and term.pattern.type == "str":
+            return f"'{term.pattern.value}'"
+    return name.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    kind = {"NAME": "name", "NUMBER": "number", "STRING": "string", "SHAPE": "shape"}.get(tok.type)
+    return f"{kind} '{tok.value}'" if kind else f"'{tok.value}'"
+
+
+def _expected(names: set[str]) -> str:
+    names = set(names)
+    words = []
+    if len(names & _EXPRESSION_START) >= 4:
+        names -= _EXPRESSION_START
+        words.append("an expression")
+    words += sorted(_display(n) for n in names)
+    if len(words) > 7:
+        words = words[:7] + ["..."]
+    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else "something else"
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput) -> CnnError:
+    line, col = max(1, exc.line if exc.line != -1 else 1), max(1, exc.column if exc.column != -1 else 1)
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        return CnnError(f"unexpected character {char!r}", Span(source, line, col, line, col + 1))
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        lines = source.text.rstrip("\n").splitlines() or [""]
+        last = len(lines)
+        expected = getattr(exc, "expected", None) or ()
+        message = "unexpected end of file"
+        if expected:
+            message += f"; expected {_expected(set(expected))}"
+        return CnnError(message, Span(source, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2))
+    tok = exc.token
+    if tok.type == "_NL":  # point at the end of the line that ended too early
+        text = source.line(tok.line)
+        col = len(text.rstrip()) + 1
+        span = Span(source, tok.line, col, tok.line, col + 1)
+    else:
+        span = Span(source, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    return CnnError(f"unexpected {_describe_token(tok)}; expected {_expected(exc.expected)}", span)
+
+
+# ---------------------------------------------------------------- tree -> AST
+
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Builds the dataclass AST; one method per grammar rule or alias."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    def _span(self, meta) -> Span:
+        if getattr(meta, "empty", False):
+            return Span(self.source, 1, 1, 1, 1)
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok_span(self, tok: Token) -> Span:
+        return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def _string(self, tok: Token) -> str:
+        body, out, i = tok.value[1:-1], [], 0
+        while i < len(body):
+            if body[i] == "\\":
+                esc = body[i + 1]
+                if esc not in _ESCAPES:
+                    col = tok.column + 1 + i
+                    raise CnnError(f"unknown escape '\\{esc}' in string (use \\n, \\t, \\\" or \\\\)",
+                                   Span(self.source, tok.line, col, tok.line, col + 2))
+                out.append(_ESCAPES[esc])
+                i += 2
+            else:
+                out.append(body[i])
+                i += 1
+        return "".join(out)
+
+    # top level
+    def start(self, meta, items):
+        return A.Module(self._span(meta), items)
+
+    def import_stmt(self, meta, c):
+        return A.Import(self._span(meta), self._string(c[0]))
+
+    def block_def(self, meta, c):
+        return A.BlockDef(self._span(meta), str(c[0]), c[1] or [], c[2])
+
+    def network_def(self, meta, c):
+        return A.NetworkDef(self._span(meta), str(c[0]), c[1] or [], c[2])
+
+    def preset_def(self, meta, c):
+        doc = self._string(c[3]) if c[3] is not None else ""
+        return A.PresetDef(self._span(meta), str(c[0]), str(c[1]), c[2] or [], doc)
+
+    def params(self, meta, c):
+        return list(c)
+
+    def param(self, meta, c):
+        return A.Param(self._span(meta), str(c[0]), c[1])
+
+    def body(self, meta, c):
+        return list(c)
+
+    # statements
+    def assign(self, meta, c):
+        return A.Assign(self._span(meta), c[0], c[1])
+
+    def targets(self, meta, c):
+        return [str(t) for t in c]
+
+    def if_stmt(self, meta, c):
+        orelse = c[2]
+        if orelse is None:
+            orelse = []
+        elif isinstance(orelse, A.If):
+            orelse = [orelse]
+        return A.If(self._span(meta), c[0], c[1], orelse)
+
+    def for_stmt(self, meta, c):
+        return A.For(self._span(meta), c[0], c[1], c[2])
+
+    def return_stmt(self, meta, c):
+        return A.Return(self._span(meta), c[0])
+
+    def input_stmt(self, meta, c):
+        return A.Input(self._span(meta), str(c[0]), c[1] is not None, c[2])
+
+    def output_stmt(self, meta, c):
+        return A.Output(self._span(meta), str(c[0]), c[1])
+
+    def doc_stmt(self, meta, c):
+        return A.Doc(self._span(meta), self._string(c[0]))
+
+    # expressions
+    def chain(self, meta, c):
+        return A.Chain(self._span(meta), list(c))
+
+    def labeled(self, meta, c):
+        return A.Labeled(self._span(meta), c[0], c[1])
+
+    def label(self, meta, c):
+        parts = [str(p) if isinstance(p, Token) else p for p in c if p is not None]
+        return A.Label(self._span(meta), parts)
+
+    def ternary(self, meta, c):
+        return A.Ternary(self._span(meta), c[0], c[1], c[2])
+
+    def or_(self, meta, c):
+        return A.BoolOp(self._span(meta), "or", list(c))
+
+    def and_(self, meta, c):
+        return A.BoolOp(self._span(meta), "and", list(c))
+
+    def not_(self, meta, c):
+        return A.Not(self._span(meta), c[0])
+
+    def compare(self, meta, c):
+        return A.Compare(self._span(meta), [str(t) for t in c[1::2]], list(c[0::2]))
+
+    def binop(self, meta, c):
+        return A.BinOp(self._span(meta), [str(t) for t in c[1::2]], list(c[0::2]))
+
+    def unary(self, meta, c):
+        return A.Unary(self._span(meta), str(c[0]), c[1])
+
+    def power(self, meta, c):
+        return A.BinOp(self._span(meta), ["**"], [c[0], c[1]])
+
+    def call(self, meta, c):
+        return A.Call(self._span(meta), c[0], c[1] or [])
+
+    def attr(self, meta, c):
+        return A.Attr(self._span(meta), c[0], str(c[1]))
+
+    def index(self, meta, c):
+        return A.Index(self._span(meta), c[0], c[1])
+
+    def name(self, meta, c):
+        return A.Name(self._span(meta), str(c[0]))
+
+    def number(self, meta, c):
+        text = str(c[0])
+        value = int(text) if text.isdigit() else float(text)
+        return A.Const(self._span(meta), value)
+
+    def string(self, meta, c):
+        return A.Const(self._span(meta), self._string(c[0]))
+
+    def shape(self, meta, c):
+        return A.Const(self._span(meta), [int(d) for d in str(c[0]).split("x")])
+
+    def true(self, meta, c):
+        return A.Const(self._span(meta), True)
+
+    def false(self, meta, c):
+        return A.Const(self._span(meta), False)
+
+    def none(self, meta, c):
+        return A.Const(self._span(meta), None)
+
+    def list(self, meta, c):
+        return A.ListLit(self._span(meta), c[0] or [])
+
+    def args(self, meta, c):
+        return [a if isinstance(a, A.Arg) else A.Arg(a.span, None, a) for a in c]
+
+    def kwarg(self, meta, c):
+        return A.Arg(self._span(meta), str(c[0]), c[1])
+
+    def elems(self, meta, c):
+        return list(c)
+
+    def list_for(self, meta, c):
+        return A.ListFor(self._span(meta), c[0], c[1], c[2] or [])
+
+    def list_if(self, meta, c):
+        orelse = c[2]
+        if orelse is None:
+            orelse = []
+        elif isinstance(orelse, A.ListIf):
+            orelse = [orelse]
+        return A.ListIf(self._span(meta), c[0], c[1] or [], orelse)
+
+    def list_else(self, meta, c):
+        return c[0] or []
