@@ -143,9 +143,14 @@ class Evaluator:
     def eval_Const(self, n: A.Const, env: Env):
         return list(n.value) if isinstance(n.value, list) else n.value
 
-    def eval_Name(self, n: A.Name, env: Env):
+    def eval_Name(self, n: A.Name, env: Env, as_layer: bool = False):
+        """A variable, else an op, else a builtin. Where a layer is expected (a callee, a chain link),
+        an op wins over a variable holding a plain value: `dropout(p=dropout)` works inside a network
+        whose parameter is named `dropout`, since a number can never be called."""
         try:
-            return env.lookup(n.id)
+            value = env.lookup(n.id)
+            if not (as_layer and _plain(value) and lookup(n.id) is not None):
+                return value
         except KeyError:
             pass
         spec = lookup(n.id)
@@ -199,14 +204,15 @@ class Evaluator:
             label, expr = None, link
             if isinstance(link, A.Labeled):
                 label, expr = self.label_text(link.label, env), link.value
-            layer = self.as_layer(self.eval(expr, env), expr.span)
+            found = self.eval_Name(expr, env, as_layer=True) if isinstance(expr, A.Name) else self.eval(expr, env)
+            layer = self.as_layer(found, expr.span)
             value = self.apply(layer, self.as_inputs(value, link.span), label, expr.span)
         return value
 
     def eval_Call(self, n: A.Call, env: Env, label: str | None = None):
         if isinstance(n.func, A.Name):
             try:
-                func = self.eval_Name(n.func, env)
+                func = self.eval_Name(n.func, env, as_layer=True)
             except CnnError:
                 raise CnnError(f"unknown op, block or function '{n.func.id}'"
                                f"{suggest(n.func.id, self.known_names(env))}", n.func.span) from None

@@ -62,7 +62,7 @@ def _merged(data: dict) -> bool:
 
 def _rf_text(rf, merged: bool = False) -> str:
     if rf is None:
-        return ""
+        return "-"
     if rf == GLOBAL:
         return "global"
     text = "x".join(map(str, rf.size)) + " /" + "x".join(map(str, rf.stride))
@@ -116,8 +116,7 @@ def table(net: Network, totals: dict, depth: int) -> str:
     lines = [title, rule, fmt(header), rule, *map(fmt, body), rule]
     t = totals
     lines += [
-        f"params            {t['params']:>16,}  ({_human(t['params'])}; trainable {t['trainable_params']:,}, "
-        f"fixed {t['fixed_params']:,})",
+        f"params            {t['params']:>16,}  (trainable {t['trainable_params']:,}, fixed {t['fixed_params']:,})",
         f"buffers           {t['buffers']:>16,}",
         f"MACs              {t['macs']:>16,}  ({_human(t['macs'])})",
         f"FLOPs             {t['flops']:>16,}  ({_human(t['flops'])})",

@@ -54,8 +54,12 @@ def _punct(tok: Token, values: set[str]) -> bool:
 
 @lru_cache(maxsize=None)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="basic", postlex=_Newlines(),
-                propagate_positions=True, maybe_placeholders=True, start=["start", "chain"])
+    options = dict(parser="lalr", lexer="basic", postlex=_Newlines(), propagate_positions=True,
+                   maybe_placeholders=True, start=["start", "chain"])
+    try:  # lark stores the analysed grammar in the temp folder, keyed by grammar and options: 3x faster start
+        return Lark(grammar_text(), cache=True, **options)
+    except OSError:  # an unwritable temp folder only costs time
+        return Lark(grammar_text(), **options)
 
 
 def parse(source: Source) -> A.Module:
