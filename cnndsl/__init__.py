@@ -9,10 +9,11 @@ from .errors import CnnError
 __version__ = "0.1.0"
 
 
-def load(target, inputs=None, **params):
+def load(target, inputs=None, settings=None, **params):
+    """A network's IR, from a bundled name or a .cnn path; see cnndsl.api.load."""
     from .api import load as _load
 
-    return _load(target, inputs, **params)
+    return _load(target, inputs, settings, **params)
 
 
 def analyze(net):

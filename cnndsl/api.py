@@ -10,13 +10,15 @@ from .loader import find_target
 from .passes import analyze as _analyze
 
 
-def load(target: str, inputs: dict[str, str] | None = None, **params) -> Network:
+def load(target: str, inputs: dict[str, str] | None = None, settings: list[str] | None = None, **params) -> Network:
     """Elaborate a bundled architecture (by network or preset name) or a .cnn path.
 
-    Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`) and input shapes are strings
+    Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`), or .cnn expressions as on the
+    command line (`settings=["unit=basic"]`, for values such as blocks); input shapes are strings
     (`inputs={"x": "3x64x64"}`).
     """
-    settings = [(name, _literal(value, name), _span(name)) for name, value in params.items()]
+    settings = [parse_setting(text, "settings") for text in (settings or [])]
+    settings += [(name, _literal(value, name), _span(name)) for name, value in params.items()]
     shapes = [parse_setting(f"{name}={shape}", "inputs") for name, shape in (inputs or {}).items()]
     return elaborate(find_target(target), settings, shapes)
 

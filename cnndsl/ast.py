@@ -195,6 +195,15 @@ class BlockDef(Node):
 
 
 @dataclass
+class TemplateDef(Node):
+    """`block f(params) = expr`: calling f evaluates expr with the parameters bound (no scope of its own)."""
+
+    name: str
+    params: list[Param]
+    value: Node
+
+
+@dataclass
 class NetworkDef(Node):
     name: str
     params: list[Param]

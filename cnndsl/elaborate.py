@@ -22,7 +22,7 @@ from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .syntax import parse_expression
 from .types import TensorType
 from .values import (BUILTINS, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue, PendingNode,
-                     Tensor, describe)
+                     TemplateClosure, Tensor, describe)
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 
@@ -68,6 +68,15 @@ class Evaluator:
     def exec_Assign(self, s: A.Assign, env: Env) -> None:
         for name, value in zip(s.targets, self.unpack(s.targets, self.eval(s.value, env), s.span)):
             env.vars[name] = value
+            if isinstance(value, Tensor) and value.node.var is None and self.made_here(value.node):
+                value.node.var = name
+
+    def made_here(self, node: PendingNode) -> bool:
+        """Was the node made in the current scope or one nested in it (not in an earlier block)?"""
+        frame = node.frame
+        while frame is not None and frame is not self.frame:
+            frame = frame.parent
+        return frame is self.frame
 
     def exec_If(self, s: A.If, env: Env) -> None:
         self.exec_body(s.body if self.truth(self.eval(s.cond, env), s.cond.span) else s.orelse, env)
@@ -116,6 +125,8 @@ class Evaluator:
 
     @staticmethod
     def shape_value(value, span: Span, tokens: bool) -> TensorType:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]  # `input x: 784`, a flat feature vector
         if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
             raise CnnError(f"an input shape is a list of integers such as 3x224x224, got {describe(value)}", span)
         if any(d < 1 for d in value):
@@ -236,6 +247,9 @@ class Evaluator:
         if isinstance(func, NetworkValue):
             raise CnnError(f"'{func.defn.name}' is a network; only blocks and ops can be called inside one "
                            f"(turn the shared part into a block)", n.span)
+        if isinstance(func, TemplateClosure):
+            value = self.call_template(func, args, kwargs, n.span)
+            return value if label is None or isinstance(value, Tensor) else self.as_layer(value, n.span).with_label(label)
         if isinstance(func, BlockClosure):
             func = Layer(func)
         if not isinstance(func, Layer):
@@ -413,6 +427,8 @@ class Evaluator:
     def as_layer(self, value, span: Span) -> Layer:
         if isinstance(value, Layer):
             return value
+        if isinstance(value, TemplateClosure):  # `x -> cna` calls the template with its defaults
+            return self.as_layer(self.call_template(value, [], {}, span), span)
         if isinstance(value, BlockClosure):
             return Layer(value, span=span)
         if isinstance(value, list):
@@ -495,15 +511,9 @@ class Evaluator:
         node = self.new_node(label, spec.name, "op", spec.name, call.attrs, [t.node for t in inputs], out, span)
         return Tensor(node)
 
-    def apply_block(self, closure: BlockClosure, inputs: list[Tensor], args: list, kwargs: dict, label,
-                    span: Span):
-        d = closure.defn
-        for name, outer in self.block_stack:
-            if name == d.name:
-                raise CnnError(f"block '{d.name}' calls itself; blocks cannot be recursive", span,
-                               [Note("the call it is inside", outer)])
+    def bind(self, d, positional: list, kwargs: dict, span: Span, closure_env: Env) -> Env:
+        """Bind a block's parameters: positional, then named, then defaults (which see earlier ones)."""
         params = [p.name for p in d.params]
-        positional = [*((t, span) for t in inputs), *args]
         if len(positional) > len(params):
             raise CnnError(f"block '{d.name}' takes {len(params)} argument{'s' * (len(params) != 1)} "
                            f"({', '.join(params)}), got {len(positional)}", span)
@@ -514,7 +524,7 @@ class Evaluator:
             if name in bound:
                 raise CnnError(f"argument '{name}' of block '{d.name}' is given twice", s)
             bound[name] = value
-        local = Env(closure.env)
+        local = Env(closure_env)
         for p in d.params:
             if p.name in bound:
                 local.vars[p.name] = bound[p.name]
@@ -523,17 +533,45 @@ class Evaluator:
             else:
                 raise CnnError(f"block '{d.name}' needs argument '{p.name}'", span,
                                [Note(f"'{d.name}' is defined here", d.span)])
-        args_record = {k: v for k, v in local.vars.items() if _plain(v)}
-        frame = self.open_frame(label, d.name, "block", span, block=d.name, args=args_record)
-        self.block_stack.append((d.name, span))
+        return local
+
+    def enter(self, name: str, span: Span) -> None:
+        for active, outer in self.block_stack:
+            if active == name:
+                raise CnnError(f"block '{name}' calls itself; blocks cannot be recursive", span,
+                               [Note("the call it is inside", outer)])
+        self.block_stack.append((name, span))
+
+    def call_template(self, closure: TemplateClosure, args: list, kwargs: dict, span: Span):
+        d = closure.defn
+        local = self.bind(d, args, kwargs, span, closure.env)
+        self.enter(d.name, span)
         try:
-            self.exec_body(d.body, local)
-        except _Return as ret:
-            return ret.value
+            return self.eval(d.value, local)
         finally:
             self.block_stack.pop()
-            self.frame = frame.parent
-        raise CnnError(f"block '{d.name}' ended without 'return'", span, [Note("defined here", d.span)])
+
+    def apply_block(self, closure: BlockClosure, inputs: list[Tensor], args: list, kwargs: dict, label,
+                    span: Span):
+        d = closure.defn
+        self.enter(d.name, span)
+        try:
+            local = self.bind(d, [*((t, span) for t in inputs), *args], kwargs, span, closure.env)
+            args_record = {k: v for k, v in local.vars.items() if _plain(v)}
+            frame = self.open_frame(label, d.name, "block", span, block=d.name, args=args_record)
+            frame.inputs = [(p.name, local.vars[p.name].node) for p in d.params
+                            if isinstance(local.vars[p.name], Tensor)]
+            try:
+                self.exec_body(d.body, local)
+            except _Return as ret:
+                frame.outputs = [v.node for v in (ret.value if isinstance(ret.value, list) else [ret.value])
+                                 if isinstance(v, Tensor)]
+                return ret.value
+            finally:
+                self.frame = frame.parent
+            raise CnnError(f"block '{d.name}' ended without 'return'", span, [Note("defined here", d.span)])
+        finally:
+            self.block_stack.pop()
 
     def apply_sequence(self, members: list[Layer], inputs: list[Tensor], label, span: Span):
         value: Any = inputs[0] if len(inputs) == 1 else inputs
@@ -542,11 +580,13 @@ class Evaluator:
                 value = self.apply(m, self.as_inputs(value, span), m.label, span)
             return value
         frame = self.open_frame(label, "seq", "sequence", span)
+        frame.inputs = [(f"x{i}" if len(inputs) > 1 else "x", t.node) for i, t in enumerate(inputs)]
         try:
             for i, m in enumerate(members):
                 value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i), span)
         finally:
             self.frame = frame.parent
+        frame.outputs = [v.node for v in (value if isinstance(value, list) else [value]) if isinstance(v, Tensor)]
         return value
 
     # ------------------------------------------------------------ naming
@@ -595,7 +635,8 @@ class Evaluator:
                     kept.append(child.name)
             if not kept and frame is not self.root:
                 return False
-            scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span)
+            scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span,
+                                       [(p, n.name) for p, n in frame.inputs], [n.name for n in frame.outputs])
             return True
 
         visit(self.root)
@@ -669,7 +710,8 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     graph = nx.MultiDiGraph()
     for node in ev.nodes:
         graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
-                       inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name)
+                       inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name,
+                       var=node.var)
         for i, src in enumerate(node.inputs):
             graph.add_edge(src.name, node.name, key=i, index=i)
     params = {p.name: env.vars[p.name] for p in net.params}

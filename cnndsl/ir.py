@@ -36,6 +36,8 @@ class Scope:
     args: dict[str, Any] = field(default_factory=dict)  # the block's non-tensor arguments
     children: list[str] = field(default_factory=list)  # direct child nodes and scopes, in order
     span: Span | None = None
+    inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter name, node) of its tensor inputs
+    outputs: list[str] = field(default_factory=list)  # the nodes it returns, in order
 
 
 @dataclass

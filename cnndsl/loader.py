@@ -12,7 +12,7 @@ from . import ast as A
 from .errors import CnnError, Source, suggest
 from .resources import architectures_dir
 from .syntax import parse
-from .values import BlockClosure, Env, NetworkValue
+from .values import BlockClosure, Env, NetworkValue, TemplateClosure
 
 
 @dataclass
@@ -77,6 +77,8 @@ class _Loader:
                     origin.setdefault(name, item)
             elif isinstance(item, A.BlockDef):
                 define(item.name, BlockClosure(item, env), item)
+            elif isinstance(item, A.TemplateDef):
+                define(item.name, TemplateClosure(item, env), item)
             elif isinstance(item, A.NetworkDef):
                 define(item.name, NetworkValue(item, env), item)
                 program.networks[item.name] = item

@@ -5,6 +5,7 @@ This is the one place where lark's exceptions become CnnErrors, worded in the us
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, v_args
@@ -146,7 +147,12 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> CnnError:
         span = Span(source, tok.line, col, tok.line, col + 1)
     else:
         span = Span(source, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    if "NAME" in exc.expected and _RESERVED.fullmatch(tok.value or "") and tok.type != "STRING":
+        return CnnError(f"'{tok.value}' is a reserved word and cannot be used as a name", span)
     return CnnError(f"unexpected {_describe_token(tok)}; expected {_expected(exc.expected)}", span)
+
+
+_RESERVED = re.compile(r"[A-Za-z_]\w*")  # a keyword's text: the lexer made it a keyword, not a NAME
 
 
 # ---------------------------------------------------------------- tree -> AST
@@ -195,6 +201,9 @@ class _Builder(Transformer):
 
     def block_def(self, meta, c):
         return A.BlockDef(self._span(meta), str(c[0]), c[1] or [], c[2])
+
+    def template_def(self, meta, c):
+        return A.TemplateDef(self._span(meta), str(c[0]), c[1] or [], c[2])
 
     def network_def(self, meta, c):
         return A.NetworkDef(self._span(meta), str(c[0]), c[1] or [], c[2])

@@ -27,6 +27,7 @@ class PendingNode:
     type: TensorType
     span: Span
     name: str = ""
+    var: str | None = None  # the variable the .cnn file first assigned it to, for readable generated code
 
 
 @dataclass(eq=False)
@@ -42,6 +43,8 @@ class Frame:
     args: dict = field(default_factory=dict)
     children: list = field(default_factory=list)  # PendingNode | Frame, in creation order
     explicit: dict = field(default_factory=dict)  # label -> Span, to refuse duplicates
+    inputs: list = field(default_factory=list)  # (parameter name, PendingNode) of the tensors it received
+    outputs: list = field(default_factory=list)  # PendingNodes it returned
     name: str = ""
 
 
@@ -58,6 +61,14 @@ class Tensor:
 class BlockClosure:
     defn: A.BlockDef
     env: Env  # the global scope of the file that defines it
+
+
+@dataclass(eq=False)
+class TemplateClosure:
+    """`block f(params) = expr`: a function whose call is the value of expr (a layer list, say)."""
+
+    defn: A.TemplateDef
+    env: Env
 
 
 @dataclass(eq=False)
@@ -220,7 +231,7 @@ def describe(v) -> str:
         return f"a tensor of shape {v.type}"
     if isinstance(v, Layer):
         return "a layer"
-    if isinstance(v, BlockClosure):
+    if isinstance(v, (BlockClosure, TemplateClosure)):
         return f"block '{v.defn.name}'"
     if isinstance(v, Builtin):
         return f"function '{v.name}'"

@@ -15,7 +15,7 @@ sequences after a patch embedding).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..ir import Network
 from ..ops import GLOBAL, POINTWISE, Window, lookup
@@ -27,7 +27,7 @@ class ReceptiveField:
     size: tuple[int, ...]
     stride: tuple[int, ...]
     padding: tuple[int, ...]
-    merged: bool = False  # paths with unequal fields met here; the largest is reported
+    merged: bool = False  # paths with unequal fields meet at this node; the largest is reported
     exact: bool = True  # False after adaptive pooling with uneven windows
 
     def as_dict(self) -> dict:
@@ -51,7 +51,7 @@ def merge(fields: list) -> object:
     unequal = any((f.size, f.stride, f.padding) != (known[0].size, known[0].stride, known[0].padding) for f in known)
     return ReceptiveField(
         tuple(widest), tuple(p.stride[a] for a, p in enumerate(pick)), tuple(p.padding[a] for a, p in enumerate(pick)),
-        merged=unequal or any(f.merged for f in known), exact=all(f.exact for f in known))
+        merged=unequal, exact=all(f.exact for f in known))
 
 
 def step(field: ReceptiveField, w: Window) -> ReceptiveField:
@@ -59,7 +59,7 @@ def step(field: ReceptiveField, w: Window) -> ReceptiveField:
         size=tuple(s + d * (k - 1) * j for s, k, d, j in zip(field.size, w.kernel, w.dilation, field.stride)),
         stride=tuple(j * s for j, s in zip(field.stride, w.stride)),
         padding=tuple(p + q * j for p, q, j in zip(field.padding, w.padding, field.stride)),
-        merged=field.merged, exact=field.exact and w.exact)
+        exact=field.exact and w.exact)
 
 
 def run(net: Network) -> None:
@@ -83,6 +83,8 @@ def run(net: Network) -> None:
                 state[name] = GLOBAL
             else:
                 state[name] = step(incoming, rule)
+        if isinstance(state[name], ReceptiveField) and state[name].merged and len(data["inputs"]) < 2:
+            state[name] = replace(state[name], merged=False)  # marked where paths meet, not downstream
         data["rf_state"] = state[name]
         s = state[name]
         data["rf"] = GLOBAL if s == GLOBAL else (s if isinstance(s, ReceptiveField) and t.spatial_rank else None)
