@@ -36,3 +36,31 @@ def _literal(value, name: str) -> A.Node:
     if isinstance(value, list):
         return A.ListLit(_span(name), [_literal(v, name) for v in value])
     return A.Const(_span(name), value)
+
+
+BACKENDS = ("torch",)
+
+
+def compile(net: Network, backend: str = "torch") -> str:  # noqa: A001 - the verb users expect
+    """Generated source code of a network for a backend."""
+    if backend == "torch":
+        from .backends.pytorch import generate
+
+        return generate(net)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def to_torch(net: Network):
+    """A live nn.Module built by executing the very source `compile(net, "torch")` returns."""
+    import builtins
+    import linecache
+    import types
+
+    from .backends.pytorch import class_name
+
+    source = compile(net, "torch")
+    filename = f"<cnndsl {net.name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    module = types.ModuleType(f"cnndsl_generated_{net.name}")
+    exec(builtins.compile(source, filename, "exec"), module.__dict__)  # our generated code, never user text
+    return getattr(module, class_name(net))()

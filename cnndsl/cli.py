@@ -62,8 +62,24 @@ def _analyze(args) -> str:
 
 
 def _check(args) -> str:
-    net = _network(args)
-    return f"{args.target}: ok ({len(net.order)} nodes)"
+    """A bundled name or `file.cnn:name` checks that one; a file checks all its presets and networks."""
+    from .elaborate import elaborate, parse_setting
+    from .loader import every_target, load_program
+
+    if not args.target.endswith(".cnn"):
+        net = _network(args)
+        return f"{args.target}: ok ({len(net.order)} nodes)"
+    settings = [parse_setting(s, "--set") for s in args.set]
+    shapes = [parse_setting(s, "--input") for s in args.input]
+    targets = every_target(load_program(args.target))
+    if not targets:
+        raise CnnError(f"{args.target} declares no network (only blocks or constants)")
+    names = []
+    for target in targets:
+        net = elaborate(target, settings, shapes)
+        names.append(f"{net.name} ({len(net.order)} nodes)")
+
+    return f"{args.target}: ok: " + ", ".join(names)
 
 
 def _zoo(args) -> str:

@@ -15,16 +15,25 @@ from typing import Any
 import networkx as nx
 
 from . import ast as A
-from .errors import CnnError, Note, Source, Span, suggest
+from .errors import CnnError, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
 from .loader import Target
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .syntax import parse_expression
 from .types import TensorType
-from .values import (BUILTINS, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue, PendingNode,
+from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue, PendingNode,
                      TemplateClosure, Tensor, describe)
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
+
+
+class LabelText(str):
+    """A node name computed from a label, remembering where the label was written."""
+
+    def __new__(cls, text: str, span: Span):
+        obj = super().__new__(cls, text)
+        obj.span = span
+        return obj
 
 
 class _Return(Exception):
@@ -72,9 +81,12 @@ class Evaluator:
                 value.node.var = name
 
     def made_here(self, node: PendingNode) -> bool:
-        """Was the node made in the current scope or one nested in it (not in an earlier block)?"""
+        """Was the node made by this block's own statements (or sequences in them), not inside a block
+        it called? Only then is the .cnn variable a good name for it in this block's generated code."""
         frame = node.frame
         while frame is not None and frame is not self.frame:
+            if frame.kind == "block":
+                return False
             frame = frame.parent
         return frame is self.frame
 
@@ -207,7 +219,7 @@ class Evaluator:
         text = "".join(parts)
         if not _LABEL.fullmatch(text) or keyword.iskeyword(text):
             raise CnnError(f"'{text}' is not a valid name (letters, digits and _; not a Python keyword)", label.span)
-        return text
+        return LabelText(text, label.span)
 
     def eval_Chain(self, n: A.Chain, env: Env):
         value = self.eval(n.links[0], env)
@@ -231,7 +243,9 @@ class Evaluator:
             func = self.eval(n.func, env)
         args, kwargs = [], {}
         for a in n.args:
-            value = (self.eval(a.value, env), a.value.span)
+            v = a.value.span
+            value = (self.eval(a.value, env),
+                     v if a.name is None else KeywordSpan(v.source, v.line, v.column, v.end_line, v.end_column, a.span))
             if a.name is None:
                 if kwargs:
                     raise CnnError("a positional argument cannot follow a named one", a.span)
@@ -300,6 +314,8 @@ class Evaluator:
             if op == "+" and (isinstance(a, list) and isinstance(b, list) or isinstance(a, str) and isinstance(b, str)):
                 return a + b
             if op == "*" and isinstance(a, list) and isinstance(b, int) and not isinstance(b, bool):
+                if len(a) * b > MAX_LIST:
+                    raise CnnError(f"a list of {len(a) * b:,} elements is more than the {MAX_LIST:,} allowed", n.span)
                 return a * b
             self.check_numbers(op, a, b, n.span)
             if op == "+":
@@ -315,6 +331,8 @@ class Evaluator:
             if op == "%":
                 return a % b
             if op == "**":
+                if abs(b) > 1024 and abs(a) > 1:
+                    raise CnnError(f"{a} ** {b} is too large a number", n.span)
                 result = a ** b
                 if isinstance(result, complex):
                     raise CnnError(f"{a} ** {b} is not a real number", n.span)
@@ -431,6 +449,9 @@ class Evaluator:
             return self.as_layer(self.call_template(value, [], {}, span), span)
         if isinstance(value, BlockClosure):
             return Layer(value, span=span)
+        if isinstance(value, NetworkValue):
+            raise CnnError(f"'{value.defn.name}' is a network; only ops, blocks and lists of them are layers "
+                           f"(turn the shared part into a block)", span)
         if isinstance(value, list):
             members = []
             for i, v in enumerate(value):
@@ -480,9 +501,9 @@ class Evaluator:
         for name, (value, s) in kwargs.items():
             if spec.arg(name) is None:
                 raise CnnError(f"{spec.name} has no argument '{name}'{suggest(name, [a.name for a in spec.args])}; "
-                               f"it takes {spec.signature()}", s)
+                               f"it takes {spec.signature()}", keyword_span(s))
             if name in given:
-                raise CnnError(f"argument '{name}' of {spec.name} is given twice", s)
+                raise CnnError(f"argument '{name}' of {spec.name} is given twice", keyword_span(s))
             given[name] = (value, s)
         attrs = {}
         for arg in spec.args:
@@ -520,9 +541,9 @@ class Evaluator:
         bound = {p: v for p, (v, _) in zip(params, positional)}
         for name, (value, s) in kwargs.items():
             if name not in params:
-                raise CnnError(f"block '{d.name}' has no parameter '{name}'{suggest(name, params)}", s)
+                raise CnnError(f"block '{d.name}' has no parameter '{name}'{suggest(name, params)}", keyword_span(s))
             if name in bound:
-                raise CnnError(f"argument '{name}' of block '{d.name}' is given twice", s)
+                raise CnnError(f"argument '{name}' of block '{d.name}' is given twice", keyword_span(s))
             bound[name] = value
         local = Env(closure_env)
         for p in d.params:
@@ -536,10 +557,12 @@ class Evaluator:
         return local
 
     def enter(self, name: str, span: Span) -> None:
-        for active, outer in self.block_stack:
+        for i, (active, outer) in enumerate(self.block_stack):
             if active == name:
-                raise CnnError(f"block '{name}' calls itself; blocks cannot be recursive", span,
-                               [Note("the call it is inside", outer)])
+                cycle = " -> ".join(f"'{n}'" for n in [*(n for n, _ in self.block_stack[i:]), name])
+                how = "itself" if i == len(self.block_stack) - 1 else f"itself through {cycle}"
+                raise CnnError(f"block '{name}' calls {how}; blocks cannot be recursive", span,
+                               [Note(f"the outer call of '{name}'", outer)])
         self.block_stack.append((name, span))
 
     def call_template(self, closure: TemplateClosure, args: list, kwargs: dict, span: Span):
@@ -566,6 +589,7 @@ class Evaluator:
             except _Return as ret:
                 frame.outputs = [v.node for v in (ret.value if isinstance(ret.value, list) else [ret.value])
                                  if isinstance(v, Tensor)]
+                frame.args.update({k: v for k, v in local.vars.items() if k not in frame.args and _plain(v)})
                 return ret.value
             finally:
                 self.frame = frame.parent
@@ -594,6 +618,7 @@ class Evaluator:
     def claim(self, label: str | None, span: Span) -> None:
         if label is None:
             return
+        span = getattr(label, "span", span)  # point at the name as written, where there is one
         if label in self.frame.explicit:
             first = self.frame.explicit[label]
             where = f"'{self.frame.label}'" if self.frame.label else "the network"
@@ -711,7 +736,7 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     for node in ev.nodes:
         graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
                        inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name,
-                       var=node.var)
+                       var=node.var, labelled=node.label is not None)
         for i, src in enumerate(node.inputs):
             graph.add_edge(src.name, node.name, key=i, index=i)
     params = {p.name: env.vars[p.name] for p in net.params}

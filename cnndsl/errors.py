@@ -40,6 +40,18 @@ class Span:
         return f"{self.source.path}:{self.line}:{self.column}"
 
 
+@dataclass(frozen=True)
+class KeywordSpan(Span):
+    """The span of a keyword argument's value, knowing where the whole `name=value` is: errors about the
+    value point at the value, errors about the name at the name."""
+
+    whole: Span | None = field(default=None, repr=False, compare=False)
+
+
+def keyword_span(span: Span) -> Span:
+    return getattr(span, "whole", None) or span
+
+
 @dataclass
 class Note:
     """A secondary location, shown under the error ("input 2 came from here")."""

@@ -33,7 +33,7 @@ class Scope:
     name: str  # full dotted name; "" for the network
     kind: str  # "network" | "block" | "sequence"
     block: str | None = None  # the block's name, for kind == "block"
-    args: dict[str, Any] = field(default_factory=dict)  # the block's non-tensor arguments
+    args: dict[str, Any] = field(default_factory=dict)  # the block's plain arguments, then its plain locals
     children: list[str] = field(default_factory=list)  # direct child nodes and scopes, in order
     span: Span | None = None
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter name, node) of its tensor inputs

@@ -53,8 +53,11 @@ class _Loader:
 
         def define(name: str, value, node: A.Node):
             if name in env.vars:
-                first = origin[name].span
-                raise CnnError(f"'{name}' is already defined (at line {first.line})", node.span)
+                first = origin[name]
+                if isinstance(first, A.Import):
+                    raise CnnError(f"'{name}' is already defined by '{first.path}' (imported at line "
+                                   f"{first.span.line})", node.span)
+                raise CnnError(f"'{name}' is already defined (at line {first.span.line})", node.span)
             env.vars[name] = value
             origin[name] = node
 
@@ -72,7 +75,10 @@ class _Loader:
                     self.done[target] = self.load(target, read_source(target), [*stack, path])
                 for name, value in self.done[target].env.vars.items():
                     if name in env.vars and env.vars[name] is not value:
-                        raise CnnError(f"'{name}' from '{item.path}' is already defined", item.span)
+                        first = origin[name]
+                        where = (f"by the import at line {first.span.line}" if isinstance(first, A.Import)
+                                 else f"at line {first.span.line}")
+                        raise CnnError(f"'{name}' from '{item.path}' is already defined {where}", item.span)
                     env.vars[name] = value
                     origin.setdefault(name, item)
             elif isinstance(item, A.BlockDef):
@@ -116,7 +122,11 @@ def zoo_index() -> dict[str, Path]:
 
 
 def find_target(target: str) -> Target:
-    """A path to a .cnn file (its first network), or the name of a bundled network or preset."""
+    """A path to a .cnn file (its first network), `path.cnn:name` (a network or preset in it), or the
+    name of a bundled network or preset."""
+    path, colon, name = target.rpartition(":")
+    if colon and path.endswith(".cnn") and re.fullmatch(r"[A-Za-z_]\w*", name):
+        return program_target(load_program(path), name)
     if target.endswith(".cnn") or os.sep in target or Path(target).is_file():
         program = load_program(target)
         if not program.networks:
@@ -145,3 +155,13 @@ def program_target(program: Program, name: str) -> Target:
         return Target(program, program.networks[name], None)
     raise CnnError(f"{program.path} has no network or preset '{name}'"
                    f"{suggest(name, [*program.networks, *program.presets])}")
+
+
+def every_target(program: Program) -> list[Target]:
+    """Each preset of a file, and each network whose parameters all have defaults: what `check` builds."""
+    out = [program_target(program, name) for name in program.presets]
+    with_presets = {p.network for p in program.presets.values()}
+    for net in program.networks.values():
+        if net.name not in with_presets or all(p.default is not None for p in net.params):
+            out.append(Target(program, net, None))
+    return out

@@ -5,6 +5,7 @@ This is the one place where lark's exceptions become CnnErrors, worded in the us
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 
@@ -78,7 +79,7 @@ def _run(source: Source, start: str, text: str | None = None):
     try:
         tree = _parser().parse(source.text if text is None else text, start=start)
     except UnexpectedInput as exc:
-        raise _syntax_error(source, exc) from None
+        raise _syntax_error(source, exc, text) from None
     try:
         return _Builder(source).transform(tree)
     except VisitError as exc:  # an error raised while building the AST (e.g. a bad string escape)
@@ -115,41 +116,113 @@ def _describe_token(tok: Token) -> str:
     return f"{kind} '{tok.value}'" if kind else f"'{tok.value}'"
 
 
-def _expected(names: set[str]) -> str:
-    names = set(names)
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+_OPERATORS = {"ADD_OP", "MUL_OP", "_POW", "COMP_OP", "AND", "OR", "IF", "DOT", "LPAR", "LSQB", "COLON", "LBRACE"}
+_STATEMENT_WORDS = {"input", "output", "return", "if", "for", "network", "block", "preset", "import"}
+_KEYWORDS = ["network", "block", "preset", "import", "input", "output", "return", "for", "if", "else"]
+
+
+def _expected_words(names: set[str]) -> str:
+    names = set(names) - {"$END"} if len(names) > 1 else set(names)
     words = []
     if len(names & _EXPRESSION_START) >= 4:
         names -= _EXPRESSION_START
         words.append("an expression")
-    words += sorted(_display(n) for n in names)
-    if len(words) > 7:
-        words = words[:7] + ["..."]
-    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else "something else"
+    if len(names & {"ADD_OP", "MUL_OP", "COMP_OP"}) >= 2:
+        names -= _OPERATORS
+        words.append("an operator")
+    words = sorted(_display(n) for n in names) + words
+    if not words:
+        return "something else"
+    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
 
 
-def _syntax_error(source: Source, exc: UnexpectedInput) -> CnnError:
+def _tokens_before(text: str, line: int, col: int) -> list[Token]:
+    out = []
+    try:
+        for tok in _parser().lex(text, dont_ignore=False):
+            if (tok.line, tok.column) >= (line, col):
+                break
+            out.append(tok)
+    except UnexpectedInput:
+        pass
+    return out
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput, text: str | None = None) -> CnnError:
+    """lark's exception -> a CnnError in the user's terms: what was expected (from the parser state,
+    not lark's approximate set), an unclosed bracket at its opener, and the usual slips named."""
+    text = source.text if text is None else text
     line, col = max(1, exc.line if exc.line != -1 else 1), max(1, exc.column if exc.column != -1 else 1)
     if isinstance(exc, UnexpectedCharacters):
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
-        return CnnError(f"unexpected character {char!r}", Span(source, line, col, line, col + 1))
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        span = Span(source, line, col, line, col + 1)
+        if char == '"':
+            return CnnError("unterminated string (a string ends with '\"' on the same line)", span)
+        if char == "'":
+            return CnnError("unexpected character \"'\": strings are written in double quotes", span)
+        return CnnError(f"unexpected character {char!r}", span)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = source.text.rstrip("\n").splitlines() or [""]
-        last = len(lines)
         expected = getattr(exc, "expected", None) or ()
         message = "unexpected end of file"
+        stack = _open_brackets(_tokens_before(text, len(lines) + 1, 1))
+        if stack:
+            opener = stack[-1]
+            return CnnError(f"'{opener.value}' was never closed (expected '{_CLOSER[opener.value]}')",
+                            Span(source, opener.line, opener.column, opener.line, opener.column + 1))
         if expected:
-            message += f"; expected {_expected(set(expected))}"
-        return CnnError(message, Span(source, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2))
+            message += f"; expected {_expected_words(set(expected))}"
+        return CnnError(message, Span(source, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2))
     tok = exc.token
-    if tok.type == "_NL":  # point at the end of the line that ended too early
-        text = source.line(tok.line)
-        col = len(text.rstrip()) + 1
-        span = Span(source, tok.line, col, tok.line, col + 1)
-    else:
-        span = Span(source, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
-    if "NAME" in exc.expected and _RESERVED.fullmatch(tok.value or "") and tok.type != "STRING":
+    accepts = exc.interactive_parser.accepts() if getattr(exc, "interactive_parser", None) else set(exc.expected)
+    before = _tokens_before(text, tok.line, tok.column)
+    prev = before[-1] if before else None
+    span = Span(source, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    if prev is not None and prev.value == "->" and prev.type != "STRING" and prev.line < tok.line:
+        end = len(source.line(prev.line).rstrip()) + 1
+        return CnnError("unexpected end of line; expected a layer after '->'",
+                        Span(source, prev.line, end, prev.line, end + 1))
+    stack = _open_brackets(before)
+    rest = text[tok.end_pos:].lstrip(" \t")
+    starts_statement = tok.value in _STATEMENT_WORDS or (
+        tok.type == "NAME" and prev is not None and prev.line < tok.line and rest.startswith("=")
+        and not rest.startswith("=="))
+    if stack and starts_statement and stack[-1].line < tok.line:
+        opener = stack[-1]
+        closer = {"(": "RPAR", "[": "RSQB", "{": "RBRACE"}[opener.value]
+        if closer in accepts and (opener.value != "{" or tok.value in {"network", "block", "preset", "import"}):
+            return CnnError(f"'{opener.value}' was never closed",
+                            Span(source, opener.line, opener.column, opener.line, opener.column + 1))
+    if tok.value == "=" and text[tok.end_pos:tok.end_pos + 1] == ">":
+        return CnnError("unexpected '=>'; did you mean '->'?", Span(source, tok.line, tok.column, tok.line, tok.column + 2))
+    if tok.type == "NAME" and tok.value == "elif":
+        return CnnError("unexpected name 'elif'; write 'else if'", span)
+    if tok.value == "=" and "EQUAL" not in accepts and "COMP_OP" in accepts:
+        return CnnError("unexpected '='; did you mean '=='?", span)
+    if tok.type == "NAME" and prev is not None and prev.type == "NAME" and prev.column == 1:
+        close = difflib.get_close_matches(prev.value, _KEYWORDS, n=1, cutoff=0.6)
+        if close:
+            return CnnError(f"unknown keyword '{prev.value}'; did you mean '{close[0]}'?",
+                            Span(source, prev.line, prev.column, prev.line, prev.end_column))
+    if "NAME" in accepts and tok.type != "STRING" and _RESERVED.fullmatch(tok.value or ""):
         return CnnError(f"'{tok.value}' is a reserved word and cannot be used as a name", span)
-    return CnnError(f"unexpected {_describe_token(tok)}; expected {_expected(exc.expected)}", span)
+    if tok.type == "_NL":  # point at the end of the line that ended too early
+        end = len(source.line(tok.line).rstrip()) + 1
+        span = Span(source, tok.line, end, tok.line, end + 1)
+    return CnnError(f"unexpected {_describe_token(tok)}; expected {_expected_words(accepts)}", span)
+
+
+def _open_brackets(tokens: list[Token]) -> list[Token]:
+    stack = []
+    for t in tokens:
+        if t.type == "STRING":
+            continue
+        if t.value in _CLOSER:
+            stack.append(t)
+        elif t.value in _CLOSER.values() and stack:
+            stack.pop()
+    return stack
 
 
 _RESERVED = re.compile(r"[A-Za-z_]\w*")  # a keyword's text: the lexer made it a keyword, not a NAME
@@ -213,6 +286,11 @@ class _Builder(Transformer):
         return A.PresetDef(self._span(meta), str(c[0]), str(c[1]), c[2] or [], doc)
 
     def params(self, meta, c):
+        seen = set()
+        for p in c:
+            if p.name in seen:
+                raise CnnError(f"parameter '{p.name}' is declared twice", p.span)
+            seen.add(p.name)
         return list(c)
 
     def param(self, meta, c):

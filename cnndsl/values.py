@@ -131,11 +131,16 @@ def _number(v, fname):
     return v
 
 
+MAX_LIST = 1_000_000  # no network needs a longer list; a typo that asks for one should not eat the memory
+
+
 def _range(*a):
     if not 1 <= len(a) <= 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in a):
         raise BuiltinError("range() takes 1 to 3 integers: range(stop), range(start, stop[, step])")
     if len(a) == 3 and a[2] == 0:
         raise BuiltinError("range() step must not be zero")
+    if len(range(*a)) > MAX_LIST:
+        raise BuiltinError(f"range() of {len(range(*a)):,} elements is more than the {MAX_LIST:,} allowed")
     return list(range(*a))
 
 
@@ -235,6 +240,8 @@ def describe(v) -> str:
         return f"block '{v.defn.name}'"
     if isinstance(v, Builtin):
         return f"function '{v.name}'"
+    if isinstance(v, NetworkValue):
+        return f"network '{v.defn.name}'"
     if v is None:
         return "none"
     return type(v).__name__
