@@ -193,11 +193,12 @@ class Evaluator:
 
     def list_elems(self, elems: list[A.Node], env: Env, out: list) -> None:
         for e in elems:
-            if isinstance(e, A.ListFor):
+            if isinstance(e, A.ListFor):  # its loop variables live only inside the list
+                inner = Env(env)
                 for item in self.iterable(self.eval(e.iter, env), e.iter.span):
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
-                        env.vars[name] = value
-                    self.list_elems(e.elems, env, out)
+                        inner.vars[name] = value
+                    self.list_elems(e.elems, inner, out)
             elif isinstance(e, A.ListIf):
                 self.list_elems(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env, out)
             else:
@@ -227,12 +228,17 @@ class Evaluator:
             label, expr = None, link
             if isinstance(link, A.Labeled):
                 label, expr = self.label_text(link.label, env), link.value
-            found = self.eval_Name(expr, env, as_layer=True) if isinstance(expr, A.Name) else self.eval(expr, env)
+            if isinstance(expr, A.Name):
+                found = self.eval_Name(expr, env, as_layer=True)
+            elif isinstance(expr, A.Call):  # `p -> concat(q)`: the chain's value comes first, then q
+                found = self.eval_Call(expr, env, defer=True)
+            else:
+                found = self.eval(expr, env)
             layer = self.as_layer(found, expr.span)
             value = self.apply(layer, self.as_inputs(value, link.span), label, expr.span)
         return value
 
-    def eval_Call(self, n: A.Call, env: Env, label: str | None = None):
+    def eval_Call(self, n: A.Call, env: Env, label: str | None = None, defer: bool = False):
         if isinstance(n.func, A.Name):
             try:
                 func = self.eval_Name(n.func, env, as_layer=True)
@@ -271,7 +277,7 @@ class Evaluator:
         layer = Layer(func.target, [*func.args, *args], {**func.kwargs, **kwargs},
                       label if label is not None else func.label, n.span)
         tensors, _ = self.split_tensors(layer.args)
-        if tensors and len(tensors) >= self.inputs_needed(layer.target):
+        if not defer and tensors and len(tensors) >= self.inputs_needed(layer.target):
             return self.apply(layer, [], None, n.span)
         return layer
 
@@ -586,6 +592,10 @@ class Evaluator:
                             if isinstance(local.vars[p.name], Tensor)]
             try:
                 self.exec_body(d.body, local)
+            except CnnError as exc:
+                if exc.span is not span and not any(note.span is span for note in exc.notes):
+                    exc.notes.append(Note(f"in block '{d.name}', called here", span))
+                raise
             except _Return as ret:
                 frame.outputs = [v.node for v in (ret.value if isinstance(ret.value, list) else [ret.value])
                                  if isinstance(v, Tensor)]
@@ -645,15 +655,18 @@ class Evaluator:
 
         def visit(frame: Frame) -> bool:
             used = set(frame.explicit)
+            last: dict[str, int] = {}  # hint -> the last suffix tried: `used` only grows, so resume there
             kept = []
             for child in frame.children:
                 if child.label is not None:
                     local = child.label
                 else:
-                    local, k = child.hint, 0
+                    k = last.get(child.hint, 0)
+                    local = f"{child.hint}_{k}" if k else child.hint
                     while local in used:
                         k += 1
                         local = f"{child.hint}_{k}"
+                    last[child.hint] = k
                     used.add(local)
                 child.name = f"{frame.name}.{local}" if frame.name else local
                 if isinstance(child, PendingNode) or visit(child):

@@ -78,11 +78,13 @@ def last_spatial_fields(net: Network) -> dict[str, object]:
     found: dict[str, object] = {}
     for out in net.outputs.values():
         candidates = sorted(nx.ancestors(net.graph, out) | {out}, key=position.get, reverse=True)
-        pick = next((n for n in candidates if isinstance(net.node(n)["rf"], ReceptiveField)), None)
+        # the last node that still has a local field (tracked through flatten and token sequences)
+        pick = next((n for n in candidates if isinstance(net.node(n)["rf_state"], ReceptiveField)
+                     and net.node(n)["kind"] == "op"), None)
         if pick is None:
             found[out] = net.node(out)["rf"]
         else:
-            found[pick] = net.node(pick)["rf"]
+            found[pick] = net.node(pick)["rf_state"]
     return found
 
 

@@ -122,6 +122,8 @@ class OpSpec:
 
     def signature(self) -> str:
         parts = [a.name if a.required else f"{a.name}={_show(a.default)}" for a in self.args]
+        if not self.inputs:  # several input tensors, given first: add(a, b), concat([a, b, c], axis=0)
+            parts.insert(0, "a, b, ..." if self.min_inputs > 1 else "tensors")
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -147,7 +149,7 @@ def integer(minimum: int | None = 1) -> Callable:
         if not _is_int(v) or (minimum is not None and v < minimum):
             raise ValueError(f"must be an integer >= {minimum}" if minimum is not None else "must be an integer")
         return v
-    check.kind = "int"
+    check.kind = f"int >= {minimum}" if minimum is not None else "int"
     return check
 
 
@@ -160,7 +162,7 @@ def ints(minimum: int = 1) -> Callable:
         if isinstance(v, list) and v and all(_is_int(i) and i >= minimum for i in v):
             return tuple(v)
         raise ValueError(f"must be an integer >= {minimum} or a list of them")
-    check.kind = "int or list"
+    check.kind = f"int >= {minimum} or list"
     return check
 
 
