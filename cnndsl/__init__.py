@@ -22,4 +22,18 @@ def analyze(net):
     return _analyze(net)
 
 
-__all__ = ["CnnError", "load", "analyze", "__version__"]
+def compile(net, backend="torch"):  # noqa: A001 - the verb users expect
+    """Generated source code of a network (backend: "torch")."""
+    from .api import compile as _compile
+
+    return _compile(net, backend)
+
+
+def to_torch(net):
+    """A live torch.nn.Module, built from the same source compile(net, "torch") returns."""
+    from .api import to_torch as _to_torch
+
+    return _to_torch(net)
+
+
+__all__ = ["CnnError", "load", "analyze", "compile", "to_torch", "__version__"]

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     a = target_command("analyze", "shapes, parameters, MACs, memory and receptive fields")
     a.add_argument("--format", choices=("table", "json", "markdown", "csv"), default="table")
     a.add_argument("--depth", type=int, default=3, help="table rows down to this block depth (default 3)")
+    c = target_command("compile", "generate model code (PyTorch)")
+    c.add_argument("--backend", choices=("torch",), default="torch", help="code generator (default: torch)")
+    c.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of to stdout")
     sub.add_parser("zoo", help="list the bundled architectures")
     return p
 
@@ -90,7 +93,38 @@ def _zoo(args) -> str:
     return "\n".join(f"{e.name.ljust(width)}  {e.description}" for e in items)
 
 
-COMMANDS = {"check": _check, "analyze": _analyze, "zoo": _zoo}
+def _compile(args) -> str | None:
+    from .api import compile as generate
+
+    source = generate(_network(args), args.backend)
+    if not args.output:
+        return source.rstrip("\n")
+    write_atomically(args.output, source)
+    return None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write a whole file or nothing: a temporary file beside it, then a rename over it."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cnndsl-", suffix=".tmp")
+    except OSError as exc:
+        raise CnnError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a generated file is an ordinary file
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise CnnError(f"cannot write {path}: {exc.strerror}") from None
+
+
+COMMANDS = {"check": _check, "analyze": _analyze, "compile": _compile, "zoo": _zoo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
               f"Run with CNNDSL_DEBUG=1 for details and report it.", file=sys.stderr)
         return 2
     try:
-        print(text)
+        if text is not None:
+            print(text)
     except BrokenPipeError:  # `cnndsl analyze ... | head`
         sys.stderr.close()
     return 0

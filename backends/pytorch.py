@@ -1,0 +1,596 @@
+"""PyTorch backend: IR -> one self-contained Python file holding an nn.Module.
+
+Submodules carry the IR's hierarchical names, so `state_dict()` keys are the IR's parameter names
+(`layer1.0.conv1.weight`). How each scope becomes code:
+
+- a labelled sequence whose members form a chain becomes an `nn.Sequential` (numbered like the IR);
+- instances of a block that can be called as a unit become instances of a generated class, one class
+  per block and shape of body (`Bottleneck`, `BottleneckWithDownsample`); values that differ between
+  instances become constructor arguments, named after the block's parameters where they match;
+- anything else is an `nn.Module()` namespace whose members the parent's forward calls one by one.
+
+forward() has one line per op (or per call of a sequence or block), named values taken from the .cnn
+file's variables, and the output shape in a comment. Ops are emitted through the table in
+pytorch_ops.py; helper classes are copied from pytorch_helpers.py only when used.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnndsl import __version__
+from cnndsl.ir import Network, Scope
+from cnndsl.passes import analyze, op_call
+from cnndsl.values import describe
+
+from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
+
+RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WIDTH = 110
+
+
+@dataclass(frozen=True)
+class Named:
+    """nn.Sequential(OrderedDict(...)) members, for sequences whose members carry their own names."""
+
+    items: tuple  # ((name, expr), ...)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A constructor argument of a generated class, in place of a literal that varies by instance."""
+
+    expr: str
+
+
+@dataclass
+class Statement:
+    outputs: list[str]
+    inputs: list[str]
+    render: object  # callable(list of input variables) -> expression text
+    comment: str = ""
+
+
+@dataclass
+class BlockClass:
+    name: str
+    block: str
+    params: list[str]
+    rep: str  # the representative instance's scope name
+    slots: dict  # position path -> Slot, for literals that vary
+    instances: dict = field(default_factory=dict)  # scope name -> {param: value}
+
+
+def camel(name: str) -> str:
+    text = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+    return text if IDENTIFIER.fullmatch(text or "") else "Net" + text
+
+
+class TorchGenerator:
+    def __init__(self, net: Network):
+        self.net = net
+        self.totals = analyze(net)
+        self.helpers: set[str] = set()
+        self.consumers: dict[str, list[str]] = {n: [] for n in net.order}
+        for name in net.order:
+            for src in net.node(name)["inputs"]:
+                self.consumers[src].append(name)
+        self.descendants = self._descendants()
+        self.units = {s for s in net.scopes if s and self._is_unit(net.scopes[s])}
+        self.sequential: set[str] = set()
+        for name in sorted((s for s in net.scopes if s), key=lambda s: -s.count(".")):  # inner scopes first
+            if self._is_sequential(net.scopes[name]):
+                self.sequential.add(name)
+        self.classes: dict[str, BlockClass] = {}
+        self.class_of: dict[str, BlockClass] = {}
+        self._plan_classes()
+
+    # ------------------------------------------------------------ planning
+
+    def _descendants(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+
+        def visit(scope: Scope) -> set[str]:
+            found = set()
+            for child in scope.children:
+                found |= visit(self.net.scopes[child]) if child in self.net.scopes else {child}
+            out[scope.name] = found
+            return found
+
+        visit(self.net.scopes[""])
+        return out
+
+    def _is_unit(self, scope: Scope) -> bool:
+        """Can the scope be called as one function of its inputs, giving its outputs?"""
+        if not scope.outputs:
+            return False
+        inside, given = self.descendants[scope.name], {n for _, n in scope.inputs}
+        for name in inside:
+            if any(src not in inside and src not in given for src in self.net.node(name)["inputs"]):
+                return False
+            if name not in scope.outputs:
+                if any(c not in inside for c in self.consumers[name]) or name in self.net.outputs.values():
+                    return False
+        return True
+
+    def _is_sequential(self, scope: Scope) -> bool:
+        if scope.kind != "sequence" or scope.name not in self.units or len(scope.inputs) != 1:
+            return False
+        previous = scope.inputs[0][1]
+        for child in scope.children:
+            if child in self.net.scopes:
+                sub = self.net.scopes[child]
+                if child not in self.units or [n for _, n in sub.inputs] != [previous] or len(sub.outputs) != 1:
+                    return False
+                if sub.kind == "sequence" and child not in self.sequential:
+                    return False
+                previous = sub.outputs[0]
+            else:
+                data = self.net.node(child)
+                emitter = EMITTERS[data["op"]]
+                if emitter.module is None or emitter.owner_param or data["inputs"] != [previous]:
+                    return False
+                previous = child
+        return previous == scope.outputs[0]
+
+    def _plan_classes(self) -> None:
+        """Group unit block instances by the code they need; deepest blocks first."""
+        blocks = [s for s in self.net.scopes.values() if s.kind == "block" and s.name in self.units]
+        blocks.sort(key=lambda s: -s.name.count("."))
+        groups: dict[tuple, list[Scope]] = {}
+        for depth in sorted({s.name.count(".") for s in blocks}, reverse=True):
+            level = [s for s in blocks if s.name.count(".") == depth]
+            pending: dict[tuple, list[Scope]] = {}
+            for scope in level:
+                shape = (scope.block, self._body_shape(scope))
+                pending.setdefault(shape, []).append(scope)
+            for key, members in pending.items():
+                if key in groups:
+                    groups[key].extend(members)
+                else:
+                    groups[key] = members
+            for key, members in pending.items():
+                self._make_class(key, groups[key])
+        # name the classes: the plainest variant of a block gets the block's name
+        by_block: dict[str, list[BlockClass]] = {}
+        for cls in {id(c): c for c in self.class_of.values()}.values():
+            by_block.setdefault(cls.block, []).append(cls)
+        taken = {camel(self.net.name)}
+        for block, variants in sorted(by_block.items()):
+            variants.sort(key=lambda c: (len(self.descendants[c.rep]), c.rep))
+            base = camel(block)
+            plain = {self._local(n) for n in self.net.scopes[variants[0].rep].children}
+            for i, cls in enumerate(variants):
+                extra = [self._local(n) for n in self.net.scopes[cls.rep].children
+                         if self._local(n) not in plain]
+                name = base if i == 0 else base + "With" + "".join(camel(e) for e in extra[:2])
+                while name in taken or name in RESERVED:
+                    name += "Variant"
+                cls.name = name
+                taken.add(name)
+
+    def _body_shape(self, scope: Scope) -> str:
+        """The class body a scope needs, with literal values blanked: equal shapes share a class."""
+        init = [f"{self._local(c)}:{self._blank(self._construct(c, scope.name))}" for c in scope.children]
+        forward = self._forward_text(scope)
+        return "\n".join(init) + "\n" + forward
+
+    def _blank(self, expr) -> str:
+        if isinstance(expr, Call):
+            return f"{expr.callee}({','.join(self._blank(a) for a in expr.args)};" \
+                   f"{','.join(k + '=' + self._blank(v) for k, v in expr.kwargs)})"
+        if isinstance(expr, Named):
+            return "N(" + ",".join(f"{k}={self._blank(v)}" for k, v in expr.items) + ")"
+        if isinstance(expr, Code):
+            return str(expr)
+        return "_" if expr is not None else "None"
+
+    def _make_class(self, key, members: list[Scope]) -> None:
+        rep = members[0]
+        trees = [self._leaves(self._construct_all(m)) for m in members]
+        in_channels = [self._in_channels(m) for m in members]
+        candidates: list[tuple[str, list]] = []
+        for arg in rep.args:  # the block's parameters, then its locals, then the input's channels
+            if all(arg in m.args for m in members) and IDENTIFIER.fullmatch(arg) and arg not in RESERVED:
+                candidates.append((arg, [m.args[arg] for m in members]))
+        if all(c is not None for c in in_channels):
+            candidates.append(("in_channels", in_channels))
+        slots, params, values = {}, [], {m.name: {} for m in members}
+        for path in trees[0]:
+            column = [t[path] for t in trees]
+            if all(v == column[0] and type(v) is type(column[0]) for v in column):
+                continue
+            expr = self._match(column, candidates)
+            if expr is None:
+                expr = re.sub(r"\W+", "_", "_".join(str(p) for p in path[-2:])).strip("_").lower() or "value"
+                candidates.append((expr, column))
+            slots[path] = Slot(expr)
+            for name in re.findall(r"[A-Za-z_]\w*", expr):
+                if name not in params:
+                    params.append(name)
+        for m in members:
+            lookup = dict(candidates)
+            values[m.name] = {p: lookup[p][members.index(m)] for p in params}
+        provisional = f"{camel(rep.block)}#{len({id(c) for c in self.class_of.values()})}"  # named at the end
+        cls = BlockClass(provisional, rep.block, params, rep.name, slots, values)
+        for m in members:
+            self.class_of[m.name] = cls
+
+    @staticmethod
+    def _match(column: list, candidates: list) -> str | None:
+        for name, values in candidates:
+            if column == values and all(type(a) is type(b) for a, b in zip(column, values)):
+                return name
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in column)
+        for name, values in candidates:
+            if ints and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+                ratios = {c // v for c, v in zip(column, values) if c % v == 0}
+                if len(ratios) == 1 and all(c % v == 0 for c, v in zip(column, values)):
+                    k = ratios.pop()
+                    if k > 1:
+                        return f"{name} * {k}"
+        return None
+
+    def _in_channels(self, scope: Scope):
+        if not scope.inputs:
+            return None
+        t = self.net.type_of(scope.inputs[0][1])
+        return None if t.tokens else t.channels
+
+    def _leaves(self, trees: list) -> dict:
+        """Literal leaves of the constructor trees, by position."""
+        out = {}
+
+        def walk(expr, path):
+            if isinstance(expr, Call):
+                for i, a in enumerate(expr.args):
+                    walk(a, (*path, expr.callee, i))
+                for k, v in expr.kwargs:
+                    walk(v, (*path, expr.callee, k))
+            elif isinstance(expr, Named):
+                for k, v in expr.items:
+                    walk(v, (*path, "named", k))
+            elif not isinstance(expr, Code):
+                out[path] = expr
+
+        for i, (name, expr) in enumerate(trees):
+            walk(expr, (name,))
+        return out
+
+    # ------------------------------------------------------------ constructor expressions
+
+    def _local(self, name: str) -> str:
+        return name.rsplit(".", 1)[-1]
+
+    def _ctx(self, name: str) -> Ctx:
+        call = op_call(self.net, name)
+        return Ctx(call.attrs, call.inputs, call.out, name)
+
+    def _node_mode(self, name: str, in_sequential: bool = False) -> str:
+        data = self.net.node(name)
+        emitter = EMITTERS[data["op"]]
+        if emitter.owner_param:
+            return "param"
+        if emitter.module is None:
+            return "call"
+        if emitter.call is None or in_sequential or data["labelled"]:
+            return "module"
+        return "call"
+
+    def _construct(self, name: str, owner: str):
+        """The constructor expression of a child (node or scope) as its parent's __init__ builds it."""
+        if name in self.net.scopes:
+            scope = self.net.scopes[name]
+            if name in self.class_of and self.class_of[name].rep:
+                cls = self.class_of[name]
+                return Call(cls.name, (), tuple((p, cls.instances[name][p]) for p in cls.params))
+            if name in self.sequential:
+                members = [(self._local(c), self._construct(c, name)) for c in scope.children]
+                if all(label == str(i) for i, (label, _) in enumerate(members)):
+                    return Call("nn.Sequential", tuple(expr for _, expr in members))
+                return Call("nn.Sequential", (Named(tuple(members)),))
+            return Call("nn.Module")
+        if self.net.node(name)["kind"] == "input":
+            return None
+        mode = self._node_mode(name, owner in self.sequential)
+        ctx = self._ctx(name)
+        emitter = EMITTERS[self.net.node(name)["op"]]
+        self.helpers.update(emitter.helpers)
+        self.helpers.update(emitter.uses(ctx))
+        if mode == "module":
+            return emitter.module(ctx)
+        if mode == "param":
+            return Code(emitter.owner_param(ctx))
+        return None
+
+    def _construct_all(self, scope: Scope) -> list:
+        """(attribute path, expression) for everything a module scope's __init__ builds, in order."""
+        out = []
+
+        def visit(s: Scope, prefix: str):
+            for child in s.children:
+                path = prefix + self._local(child)
+                expr = self._construct(child, s.name)
+                if expr is None:
+                    continue
+                out.append((path, expr))
+                if child in self.net.scopes and not self._is_leaf_module(child):
+                    visit(self.net.scopes[child], path + ".")
+
+        visit(scope, "")
+        return out
+
+    def _is_leaf_module(self, name: str) -> bool:
+        return name in self.class_of or name in self.sequential
+
+    # ------------------------------------------------------------ forward
+
+    def _statements(self, scope: Scope) -> list[Statement]:
+        out: list[Statement] = []
+
+        def visit(s: Scope, prefix: str):
+            for child in s.children:
+                path = prefix + self._attr(self._local(child))
+                if child in self.net.scopes:
+                    sub = self.net.scopes[child]
+                    if self._is_leaf_module(child):
+                        ins = [n for _, n in sub.inputs]
+                        shape = str(self.net.type_of(sub.outputs[0])) if len(sub.outputs) == 1 else ""
+                        out.append(Statement(list(sub.outputs), ins,
+                                             lambda a, p=path: f"self{p}({', '.join(a)})", shape))
+                    else:
+                        visit(sub, path)
+                    continue
+                data = self.net.node(child)
+                if data["kind"] == "input":
+                    continue
+                mode = self._node_mode(child)
+                emitter = EMITTERS[data["op"]]
+                ctx = self._ctx(child)
+                if mode == "module":
+                    render_fn = (lambda a, p=path: f"self{p}({', '.join(a)})")
+                elif mode == "param":
+                    render_fn = (lambda a, e=emitter, c=ctx, p=path: e.call(c, [*a, f"self{p}"]))
+                else:
+                    render_fn = (lambda a, e=emitter, c=ctx: e.call(c, a))
+                    self.helpers.update(h for h in emitter.helpers if h[0].islower())
+                out.append(Statement([child], list(data["inputs"]), render_fn, str(data["type"])))
+
+        visit(scope, "")
+        return out
+
+    @staticmethod
+    def _attr(local: str) -> str:
+        return f".{local}" if IDENTIFIER.fullmatch(local) and not keyword.iskeyword(local) else f"[{local}]"
+
+    def _forward_text(self, scope: Scope) -> str:
+        return "\n".join(self._forward(scope)[1])
+
+    def _forward(self, scope: Scope) -> tuple[list[str], list[str]]:
+        """(parameter names, body lines) of forward() for the module of `scope`. Only the network's own
+        forward carries shape comments: a block class serves instances of different shapes."""
+        stmts = self._statements(scope)
+        if scope.name:
+            for st in stmts:
+                st.comment = ""
+        if scope.name == "":
+            inputs = [(name, node) for name, node in self.net.inputs.items()]
+            outputs = list(self.net.outputs.values())
+        else:
+            inputs, outputs = list(scope.inputs), list(scope.outputs)
+        var: dict[str, str] = {}
+        params = []
+        for pname, node in inputs:
+            name = self._fresh(pname if IDENTIFIER.fullmatch(pname) else "x", set(params))
+            params.append(name)
+            var.setdefault(node, name)
+        last = {}
+        for i, st in enumerate(stmts):
+            for n in st.inputs:
+                last[n] = i
+        for n in outputs:
+            last[n] = len(stmts)
+        hint = self._hints(stmts, set(outputs))
+        holder: dict[str, str] = {v: n for n, v in var.items()}  # variable -> node it holds
+        lines = []
+        for i, st in enumerate(stmts):
+            args = [var[n] for n in st.inputs]
+            names = []
+            for out in st.outputs:
+                choice = hint.get(out)
+                if choice is None and st.inputs and last.get(st.inputs[0], -1) == i:
+                    choice = var[st.inputs[0]]  # the chain goes on in the same variable
+                if choice is None:
+                    choice = self._local(out) if IDENTIFIER.fullmatch(self._local(out)) else "out"
+                busy = {v for v, n in holder.items() if last.get(n, -1) > i and n != out}
+                choice = self._fresh(choice, busy | set(names))
+                var[out] = choice
+                holder[choice] = out
+                names.append(choice)
+            target = ", ".join(names)
+            text = f"{target} = {st.render(args)}"
+            lines.append(text + (f"  # {st.comment}" if st.comment else ""))
+        if scope.name == "" and len(outputs) > 1:
+            items = ", ".join(f'"{k}": {var[v]}' for k, v in self.net.outputs.items())
+            lines.append(f"return {{{items}}}")
+        else:
+            lines.append("return " + ", ".join(var[n] for n in outputs))
+        return params, lines
+
+    def _hints(self, stmts: list[Statement], outputs: set[str]) -> dict[str, str]:
+        """Variable names from the .cnn file, spread back along chains that end in a named value."""
+        hint = {}
+        for st in stmts:
+            for out in st.outputs:
+                v = self.net.node(out).get("var")
+                if v and IDENTIFIER.fullmatch(v) and v not in RESERVED:
+                    hint[out] = v
+        uses: dict[str, int] = {}
+        for st in stmts:
+            for n in st.inputs:
+                uses[n] = uses.get(n, 0) + 1
+        for st in reversed(stmts):
+            if len(st.inputs) == 1 and len(st.outputs) == 1 and st.outputs[0] in hint:
+                src = st.inputs[0]
+                if src not in hint and uses.get(src) == 1 and src not in outputs:
+                    hint[src] = hint[st.outputs[0]]
+        return hint
+
+    @staticmethod
+    def _fresh(name: str, busy: set[str]) -> str:
+        if name in RESERVED:
+            name = name + "_"
+        candidate, k = name, 1
+        while candidate in busy or candidate in RESERVED:
+            k += 1
+            candidate = f"{name}_{k}"
+        return candidate
+
+    # ------------------------------------------------------------ rendering
+
+    def _render_expr(self, expr, indent: int, slots: dict | None = None, path=()) -> str:
+        """An expression, broken over lines when long (or when it is a Sequential of several)."""
+        if isinstance(expr, Named):
+            inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k))) for k, v in expr.items]
+            pad = " " * (indent + 8)
+            body = "".join(f'{pad}("{k}", {v}),\n' for k, v in inner)
+            return "OrderedDict(\n" + " " * (indent + 4) + "[\n" + body + " " * (indent + 4) + "]\n" + " " * indent + ")"
+        if not isinstance(expr, Call):
+            if slots is not None and path in slots:
+                return slots[path].expr
+            flat = render(expr)
+            if isinstance(expr, tuple) and len(flat) + indent > WIDTH:  # a connection table: a row a line
+                pad = " " * (indent + 4)
+                return "(\n" + "".join(f"{pad}{render(v)},\n" for v in expr) + " " * indent + ")"
+            return flat
+        args = [self._render_expr(a, indent + 4, slots, (*path, expr.callee, i)) for i, a in enumerate(expr.args)]
+        for k, v in expr.kwargs:
+            where = (*path, expr.callee, k)
+            if not (slots and where in slots) and same(v, expr.default(k)):
+                continue  # torch's default: say nothing
+            args.append(f"{k}={self._render_expr(v, indent + 4, slots, where)}")
+        flat = f"{expr.callee}({', '.join(args)})"
+        multi = expr.callee == "nn.Sequential" and (len(expr.args) > 1 or any(isinstance(a, Named) for a in expr.args))
+        if not multi and "\n" not in flat and len(flat) + indent <= WIDTH:
+            return flat
+        pad = " " * (indent + 4)
+        return f"{expr.callee}(\n" + "".join(f"{pad}{a},\n" for a in args) + " " * indent + ")"
+
+    def _init_lines(self, scope: Scope, slots: dict | None) -> list[str]:
+        """Statements of __init__, each rendered for an indentation of 8 (continuation lines included)."""
+        lines = []
+        for path, expr in self._construct_all(scope):
+            target = "self" + "".join(self._attr(p) for p in path.split("."))
+            text = self._render_expr(expr, 8, slots, (path,))
+            if "[" in target:  # a member named by a number outside a Sequential
+                parent, _, local = target.rpartition("[")
+                lines.append(f'{parent}.add_module("{local[:-1]}", {text})')
+            else:
+                lines.append(f"{target} = {text}")
+        return lines
+
+    def _class_source(self, cls: BlockClass) -> str:
+        scope = self.net.scopes[cls.rep]
+        params, body = self._forward(scope)
+        init = self._init_lines(scope, cls.slots)
+        sig = ", ".join(["self", *cls.params])
+        out = [f"class {cls.name}(nn.Module):",
+               f'    """Block `{cls.block}` of {_doc_text(self.net.source)}."""', "",
+               f"    def __init__({sig}):", "        super().__init__()",
+               *("        " + line for line in init), "",
+               f"    def forward(self, {', '.join(params)}):",
+               *("        " + line for line in body)]
+        return "\n".join(out)
+
+    def _root_source(self, name: str) -> str:
+        root = self.net.scopes[""]
+        params, body = self._forward(root)
+        init = self._init_lines(root, None)
+        out = [f"class {name}(nn.Module):",
+               f'    """{_doc_text(self.net.doc or self.net.name)}"""', "",
+               "    def __init__(self):", "        super().__init__()",
+               *("        " + line for line in init), "",
+               f"    def forward(self, {', '.join(params)}):",
+               *("        " + line for line in body)]
+        return "\n".join(out)
+
+    def header(self, class_name: str) -> str:
+        net, t = self.net, self.totals
+        example = ", ".join(f"torch.randn(1, {', '.join(map(str, net.type_of(v).shape))})" for v in net.inputs.values())
+        settings = ", ".join(f"{k}={_setting(v)}" for k, v in net.params.items()) or "none"
+        shapes = lambda m: ", ".join(f"{k} {net.type_of(v)}" for k, v in m.items())  # noqa: E731
+        lines = [
+            f"{net.name}: {net.doc}" if net.doc else net.name, "",
+            f"Generated by cnndsl {__version__} from {net.source}; edit the .cnn file, not this one.",
+            "", f"network parameters: {settings}", f"inputs: {shapes(net.inputs)}", f"outputs: {shapes(net.outputs)}",
+            f"parameters: {t['params']:,} (trainable {t['trainable_params']:,}, fixed {t['fixed_params']:,}); "
+            f"buffers: {t['buffers']:,}", f"MACs: {t['macs']:,} per sample", "",
+            f"Usage: model = {class_name}(); y = model({example})",
+        ]
+        return '"""' + "\n".join(_doc_text(line) for line in lines) + '\n"""'
+
+    def source(self) -> str:
+        class_name = camel(self.net.name)
+        root = self._root_source(class_name)
+        classes, seen = [], set()
+        # classes in dependency order: a class is emitted after the classes its body uses
+        ordered = sorted({id(c): c for c in self.class_of.values()}.values(), key=lambda c: -c.rep.count("."))
+        for cls in ordered:
+            if cls.name not in seen:
+                seen.add(cls.name)
+                classes.append(self._class_source(cls))
+        helpers = self._helper_sources()
+        body = "\n\n\n".join([*helpers, *classes, root])
+        imports = ["import torch", "from torch import nn"]
+        if "F." in body:
+            imports.append("from torch.nn import functional as F")
+        if "math." in body:
+            imports.insert(0, "import math")
+        if "OrderedDict(" in body:
+            imports.insert(0, "from collections import OrderedDict\n")
+        text = "\n".join([self.header(class_name), "", "\n".join(imports), "", "", body, "", "",
+                          f'__all__ = ["{class_name}"]', ""])
+        ast.parse(text)  # a generator bug must never produce a file that does not parse
+        return text
+
+    def _helper_sources(self) -> list[str]:
+        if not self.helpers:
+            return []
+        path = Path(__file__).with_name("pytorch_helpers.py")
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        wanted = set(self.helpers)
+        if "ChannelShuffle" in wanted:
+            wanted.add("channel_shuffle")
+        out = []
+        for node in tree.body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in wanted:
+                out.append(ast.get_source_segment(text, node))
+        return out
+
+
+def _doc_text(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _setting(value) -> str:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return render(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_setting(v) for v in value) + "]"
+    return describe(value)
+
+
+def generate(net: Network) -> str:
+    """The PyTorch source of a network (deterministic: the same IR gives the same bytes)."""
+    return TorchGenerator(net).source()
+
+
+def class_name(net: Network) -> str:
+    return camel(net.name)

@@ -1,0 +1,171 @@
+"""Modules and functions that generated PyTorch files may need. The code generator copies the
+definitions a network uses, by name, into the generated file (reading this file's text: it is never
+imported by the compiler), so each generated file imports only torch."""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ClassicConv(nn.Module):
+    """A convolution as LeCun's early networks had it: padding with any value, one bias per output
+    position (untied), and a table of the input maps each output map sees (partial connections)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, pad_value=0.0, table=None,
+                 untied_bias=None, bias=True):
+        super().__init__()
+        dims = len(kernel_size)
+        self.conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+        self.shape = (out_channels, in_channels, *kernel_size)
+        self.stride = stride
+        self.padding = padding if isinstance(padding, tuple) else (padding,) * dims
+        self.pad_value = pad_value
+        self.table = table
+        connections = out_channels * in_channels if table is None else sum(len(row) for row in table)
+        if table is None:
+            self.weight = nn.Parameter(torch.empty(*self.shape))
+        else:
+            self.weight = nn.Parameter(torch.empty(connections, *kernel_size))
+            self.rows = [o for o, row in enumerate(table) for _ in row]
+            self.cols = [i for row in table for i in row]
+        fan_in = connections / out_channels * math.prod(kernel_size)
+        nn.init.uniform_(self.weight, -2.4 / math.sqrt(fan_in), 2.4 / math.sqrt(fan_in))  # LeCun et al. 1989
+        if untied_bias is not None:
+            self.bias = nn.Parameter(torch.zeros(out_channels, *untied_bias))
+        elif bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels))
+        else:
+            self.register_parameter("bias", None)
+
+    def full_weight(self):
+        if self.table is None:
+            return self.weight
+        weight = self.weight.new_zeros(self.shape)
+        weight[self.rows, self.cols] = self.weight
+        return weight
+
+    def forward(self, x):
+        pad = [p for p in reversed(self.padding) for _ in range(2)]
+        x = self.conv(F.pad(x, pad, value=self.pad_value), self.full_weight(), stride=self.stride)
+        if self.bias is None:
+            return x
+        return x + (self.bias if self.bias.dim() > 1 else self.bias.view(-1, *[1] * (x.dim() - 2)))
+
+
+class Subsample(nn.Module):
+    """LeNet-5's subsampling (S2, S4): each map's window is summed, scaled by a learned coefficient and
+    shifted by a learned bias."""
+
+    def __init__(self, channels, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride or kernel_size
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        total = F.avg_pool2d(x, self.kernel_size, self.stride, divisor_override=1)
+        return total * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class ScaledTanh(nn.Module):
+    """a * tanh(s * x): LeNet-5's squashing function (a = 1.7159, s = 2/3)."""
+
+    def __init__(self, a=1.7159, s=2 / 3):
+        super().__init__()
+        self.a, self.s = a, s
+
+    def forward(self, x):
+        return self.a * torch.tanh(self.s * x)
+
+
+class Slice(nn.Module):
+    """x[start:stop] along an axis counted without the batch."""
+
+    def __init__(self, start, stop=None, axis=0):
+        super().__init__()
+        self.start, self.stop, self.axis = start, stop, axis
+
+    def forward(self, x):
+        return x.narrow(self.axis + 1, self.start, (self.stop or x.shape[self.axis + 1]) - self.start)
+
+
+def channel_shuffle(x, groups):
+    """ShuffleNet's channel shuffle: (groups, channels / groups) -> transpose -> flatten."""
+    batch, channels, *spatial = x.shape
+    x = x.view(batch, groups, channels // groups, *spatial).transpose(1, 2)
+    return x.reshape(batch, channels, *spatial)
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return channel_shuffle(x, self.groups)
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018), laid out as torchvision.ops.SqueezeExcitation."""
+
+    def __init__(self, channels, squeeze_channels, activation=nn.ReLU, gate=nn.Sigmoid):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
+        self.activation = activation()
+        self.scale_activation = gate()
+
+    def forward(self, x):
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+        return scale * x
+
+
+class RBF(nn.Module):
+    """Euclidean radial basis units (LeNet-5's output): y_i = sum_j (x_j - w_ij)^2. The prototypes w are
+    fixed, so they are a buffer, not a parameter."""
+
+    def __init__(self, in_features, units):
+        super().__init__()
+        self.register_buffer("weight", torch.randint(0, 2, (units, in_features)).float() * 2 - 1)
+
+    def forward(self, x):
+        return ((x.unsqueeze(1) - self.weight) ** 2).sum(-1)
+
+
+class PatchEmbed(nn.Conv2d):
+    """Non-overlapping patches projected to tokens: a conv with kernel = stride = patch, flattened."""
+
+    def __init__(self, in_channels, dim, patch):
+        super().__init__(in_channels, dim, patch, stride=patch)
+
+    def forward(self, x):
+        return super().forward(x).flatten(2).transpose(1, 2)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention on a batch-first token sequence."""
+
+    def __init__(self, dim, heads, dropout=0.0, bias=True):
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class StochasticDepth(nn.Module):
+    """Drops the whole input per sample (row) or per batch while training (Huang et al. 2016)."""
+
+    def __init__(self, p, mode="row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)

@@ -1,0 +1,290 @@
+"""PyTorch emitters: for every op, how to build its module and how to call it inline.
+
+The table maps op name -> TorchOp. `module(ctx)` gives a constructor Call (a small tree, so that the
+code generator can turn values that differ between instances of a block into constructor arguments);
+`call(ctx, args)` gives an inline expression for ops that need no module. `helpers` names the classes
+and functions (in pytorch_helpers.py) the emitted code relies on; they are copied into the file only
+when used. `owner_param` ops (class token, position embedding) are a Parameter of the enclosing module,
+named by the node itself, as torchvision's ViT has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cnndsl.types import TensorType
+
+
+class Code(str):
+    """Source text to emit as it is (a class name), not as a string literal."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """A constructor call: callee(*args, **kwargs); values are literals, Calls, or Slots. `defaults`
+    holds torch's defaults: a keyword equal to its default is left out when the call is rendered."""
+
+    callee: str
+    args: tuple = ()
+    kwargs: tuple = ()  # ((name, value), ...) in order
+    defaults: tuple = ()  # ((name, value), ...)
+
+    def default(self, name: str):
+        return dict(self.defaults).get(name, _NO_DEFAULT)
+
+
+_NO_DEFAULT = object()
+
+
+@dataclass
+class Ctx:
+    attrs: dict
+    inputs: list[TensorType]
+    out: TensorType
+    name: str = ""
+
+    @property
+    def x(self) -> TensorType:
+        return self.inputs[0]
+
+    @property
+    def dims(self) -> int:
+        """1, 2 or 3: the number in nn.Conv{n}d, nn.BatchNorm{n}d ..."""
+        return max(1, self.x.spatial_rank)
+
+
+@dataclass(frozen=True)
+class TorchOp:
+    module: Callable[[Ctx], Call] | None = None
+    call: Callable[[Ctx, list[str]], str] | None = None
+    helpers: tuple[str, ...] = ()
+    owner_param: Callable[[Ctx], str] | None = None  # the Parameter's initialiser, for owner_param ops
+    uses: Callable[[Ctx], tuple[str, ...]] = field(default=lambda ctx: ())  # helpers depending on attrs
+
+
+def squash(values) -> Any:
+    """A per-axis tuple as torch likes it: one int when every axis agrees."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values
+
+
+def kw(**pairs) -> tuple:
+    return tuple(pairs.items())
+
+
+class Options(tuple):
+    """Keyword arguments with torch's defaults attached (see Call.defaults)."""
+
+    defaults: tuple = ()
+
+
+def options(defaults: dict, **pairs) -> Options:
+    out = Options(pairs.items())
+    out.defaults = tuple(defaults.items())
+    return out
+
+
+def ctor(callee: str, args: tuple = (), kwargs: tuple = ()) -> Call:
+    """A constructor Call, carrying the defaults of its keyword options."""
+    return Call(callee, tuple(args), tuple(kwargs), getattr(kwargs, "defaults", ()))
+
+
+# ---------------------------------------------------------------- convolutions and pooling
+
+
+def conv_padding(a: dict):
+    pads = a["padding"]
+    if all(left == right for left, right in pads):
+        return squash(left for left, _ in pads)
+    return "same"
+
+
+def classic(a: dict) -> bool:
+    """LeCun-era convolutions that nn.Conv*d cannot express."""
+    return a["table"] is not None or a["bias"] == "untied" or a["pad_value"] != 0
+
+
+def conv_module(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    if classic(a):
+        return ctor("ClassicConv", (ctx.x.channels, a["out"], tuple(a["kernel"])),
+                    options({"stride": 1, "padding": 0, "pad_value": 0.0, "table": None, "untied_bias": None,
+                             "bias": True},
+                            stride=squash(a["stride"]), padding=squash(left for left, _ in a["padding"]),
+                            pad_value=a["pad_value"], table=a["table"],
+                            untied_bias=tuple(ctx.out.spatial) if a["bias"] == "untied" else None,
+                            bias=bool(a["bias"])))
+    return ctor(f"nn.Conv{ctx.dims}d", (ctx.x.channels, a["out"]),
+                options({"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+                        kernel_size=squash(a["kernel"]), stride=squash(a["stride"]), padding=conv_padding(a),
+                        dilation=squash(a["dilation"]), groups=a["groups"], bias=bool(a["bias"])))
+
+
+def pool_module(kind: str) -> Callable[[Ctx], Call]:
+    def build(ctx: Ctx) -> Call:
+        a = ctx.attrs
+        extra = {"dilation": squash(a["dilation"])} if kind == "Max" else {"count_include_pad": a["count_include_pad"]}
+        return ctor(f"nn.{kind}Pool{ctx.dims}d", (squash(a["kernel"]),),
+                    options({"stride": squash(a["kernel"]), "padding": 0, "dilation": 1, "ceil_mode": False,
+                             "count_include_pad": True},
+                            stride=squash(a["stride"]), padding=squash(a["pad"]), ceil_mode=a["ceil_mode"], **extra))
+    return build
+
+
+def pool_call(kind: str) -> Callable[[Ctx, list[str]], str]:
+    def build(ctx: Ctx, args: list[str]) -> str:
+        module = pool_module(kind)(ctx)
+        rest = [render(v) for v in module.args]
+        rest += [f"{k}={render(v)}" for k, v in module.kwargs if not same(v, module.default(k))]
+        return f"F.{kind.lower()}_pool{ctx.dims}d({', '.join([args[0], *rest])})"
+    return build
+
+
+def adaptive(kind: str, size: Callable[[Ctx], Any]) -> TorchOp:
+    return TorchOp(
+        module=lambda ctx: ctor(f"nn.Adaptive{kind.capitalize()}Pool{ctx.dims}d", (size(ctx),)),
+        call=lambda ctx, a: f"F.adaptive_{kind}_pool{ctx.dims}d({a[0]}, {render(size(ctx))})",
+    )
+
+
+# ---------------------------------------------------------------- activations
+
+ACTIVATION_MODULES = {
+    "relu": "nn.ReLU", "relu6": "nn.ReLU6", "tanh": "nn.Tanh", "sigmoid": "nn.Sigmoid",
+    "hardsigmoid": "nn.Hardsigmoid", "silu": "nn.SiLU", "hardswish": "nn.Hardswish", "gelu": "nn.GELU",
+}
+ACTIVATION_CALLS = {
+    "relu": "F.relu", "relu6": "F.relu6", "tanh": "torch.tanh", "sigmoid": "torch.sigmoid",
+    "hardsigmoid": "F.hardsigmoid", "silu": "F.silu", "hardswish": "F.hardswish", "gelu": "F.gelu",
+}
+
+
+def activation(name: str) -> TorchOp:
+    return TorchOp(module=lambda ctx: ctor(ACTIVATION_MODULES[name]),
+                   call=lambda ctx, a: f"{ACTIVATION_CALLS[name]}({a[0]})")
+
+
+def torch_axis(axis: int) -> int:
+    """An axis counted without the batch, as torch counts it (negative axes count from the end)."""
+    return axis + 1 if axis >= 0 else axis
+
+
+def slice_text(ctx: Ctx, x: str) -> str:
+    a = ctx.attrs
+    stop = "" if a["stop"] is None or a["stop"] == ctx.x.shape[a["axis"]] else str(a["stop"])
+    start = "" if a["start"] == 0 else str(a["start"])
+    return f"{x}[{', '.join([':'] * (a['axis'] + 1))}, {start}:{stop}]"
+
+
+# ---------------------------------------------------------------- the table
+
+EMITTERS: dict[str, TorchOp] = {
+    "conv": TorchOp(module=conv_module, uses=lambda ctx: ("ClassicConv",) if classic(ctx.attrs) else ()),
+
+    "dwconv": TorchOp(module=conv_module),
+    "maxpool": TorchOp(module=pool_module("Max"), call=pool_call("Max")),
+    "avgpool": TorchOp(module=pool_module("Avg"), call=pool_call("Avg")),
+    "adaptive_avgpool": adaptive("avg", lambda ctx: squash(ctx.attrs["size"])),
+    "adaptive_maxpool": adaptive("max", lambda ctx: squash(ctx.attrs["size"])),
+    "global_avgpool": adaptive("avg", lambda ctx: 1),
+    "subsample": TorchOp(module=lambda ctx: ctor("Subsample", (ctx.x.channels, squash(ctx.attrs["kernel"])),
+                                                 options({"stride": squash(ctx.attrs["kernel"])},
+                                                         stride=squash(ctx.attrs["stride"]))),
+                         helpers=("Subsample",)),
+    "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
+                                           options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
+                                                   beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),
+    "batchnorm": TorchOp(module=lambda ctx: ctor(f"nn.BatchNorm{ctx.dims}d", (ctx.x.channels,),
+                                                 options({"eps": 1e-5, "momentum": 0.1}, eps=ctx.attrs["eps"],
+                                                         momentum=ctx.attrs["momentum"]))),
+    "layernorm": TorchOp(module=lambda ctx: ctor("nn.LayerNorm", (ctx.x.shape[-1],),
+                                                 options({"eps": 1e-5}, eps=ctx.attrs["eps"]))),
+    "dropout": TorchOp(module=lambda ctx: ctor("nn.Dropout", () if ctx.attrs["p"] == 0.5 else (ctx.attrs["p"],)),
+                       call=lambda ctx, a: f"F.dropout({a[0]}, {render(ctx.attrs['p'])}, self.training)"),
+    "stochastic_depth": TorchOp(module=lambda ctx: ctor("StochasticDepth", (ctx.attrs["p"],),
+                                                        options({"mode": "row"}, mode=ctx.attrs["mode"])),
+                                helpers=("StochasticDepth",)),
+    "identity": TorchOp(module=lambda ctx: ctor("nn.Identity"), call=lambda ctx, a: a[0]),
+    **{name: activation(name) for name in ACTIVATION_MODULES},
+    "leaky_relu": TorchOp(module=lambda ctx: ctor("nn.LeakyReLU", (ctx.attrs["slope"],)),
+                          call=lambda ctx, a: f"F.leaky_relu({a[0]}, {render(ctx.attrs['slope'])})"),
+    "scaled_tanh": TorchOp(module=lambda ctx: ctor("ScaledTanh", options({"a": 1.7159, "s": 2 / 3},
+                                                                         a=ctx.attrs["a"], s=ctx.attrs["s"])),
+                           call=lambda ctx, a: f"{render(ctx.attrs['a'])} * torch.tanh({render(ctx.attrs['s'])} * {a[0]})",
+                           helpers=("ScaledTanh",)),
+    "softmax": TorchOp(module=lambda ctx: ctor("nn.Softmax", kw(dim=torch_axis(ctx.attrs["axis"]))),
+                       call=lambda ctx, a: f"F.softmax({a[0]}, dim={torch_axis(ctx.attrs['axis'])})"),
+    "flatten": TorchOp(module=lambda ctx: ctor("nn.Flatten"), call=lambda ctx, a: f"torch.flatten({a[0]}, 1)"),
+    "linear": TorchOp(module=lambda ctx: ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["out"]),
+                                              options({"bias": True}, bias=ctx.attrs["bias"]))),
+    "add": TorchOp(call=lambda ctx, a: " + ".join(a)),
+    "mul": TorchOp(call=lambda ctx, a: " * ".join(a)),
+    "concat": TorchOp(call=lambda ctx, a: f"torch.cat([{', '.join(a)}], dim={ctx.attrs['axis'] + 1})"),
+    "slice": TorchOp(module=lambda ctx: ctor("Slice", (ctx.attrs["start"], ctx.attrs["stop"]),
+                                             options({"axis": 0}, axis=ctx.attrs["axis"])),
+                     call=lambda ctx, a: slice_text(ctx, a[0]), helpers=("Slice",)),
+    "channel_shuffle": TorchOp(module=lambda ctx: ctor("ChannelShuffle", (ctx.attrs["groups"],)),
+                               call=lambda ctx, a: f"channel_shuffle({a[0]}, {ctx.attrs['groups']})",
+                               helpers=("channel_shuffle", "ChannelShuffle")),
+    "se": TorchOp(module=lambda ctx: ctor("SqueezeExcitation", (ctx.x.channels, ctx.attrs["squeeze"]),
+                                          options({"activation": Code("nn.ReLU"), "gate": Code("nn.Sigmoid")},
+                                                  activation=Code(ACTIVATION_MODULES[ctx.attrs["activation"]]),
+                                                  gate=Code(ACTIVATION_MODULES[ctx.attrs["gate"]]))),
+                  helpers=("SqueezeExcitation",)),
+    "mlp": TorchOp(module=lambda ctx: ctor("nn.Sequential", (
+        ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["hidden"])),
+        ctor(ACTIVATION_MODULES[ctx.attrs["activation"]]),
+        ctor("nn.Dropout", (ctx.attrs["dropout"],)),
+        ctor("nn.Linear", (ctx.attrs["hidden"], ctx.out.shape[-1])),
+        ctor("nn.Dropout", (ctx.attrs["dropout"],))))),
+    "rbf": TorchOp(module=lambda ctx: ctor("RBF", (ctx.x.shape[0], ctx.attrs["units"])), helpers=("RBF",)),
+    "patch_embed": TorchOp(module=lambda ctx: ctor("PatchEmbed", (ctx.x.channels, ctx.attrs["dim"],
+                                                                  ctx.attrs["patch"])), helpers=("PatchEmbed",)),
+    "class_token": TorchOp(owner_param=lambda ctx: f"nn.Parameter(torch.zeros(1, 1, {ctx.x.shape[1]}))",
+                           call=lambda ctx, a: f"torch.cat([{a[-1]}.expand({a[0]}.shape[0], -1, -1), {a[0]}], dim=1)"),
+    "pos_embedding": TorchOp(owner_param=lambda ctx: (f"nn.Parameter(torch.empty(1, {ctx.x.shape[0]}, "
+                                                      f"{ctx.x.shape[1]}).normal_(std=0.02))"),
+                             call=lambda ctx, a: f"{a[0]} + {a[-1]}"),
+    "attention": TorchOp(module=lambda ctx: ctor("SelfAttention", (ctx.x.shape[1], ctx.attrs["heads"]),
+                                                 options({"dropout": 0.0, "bias": True}, dropout=ctx.attrs["dropout"],
+                                                         bias=ctx.attrs["bias"])),
+                         helpers=("SelfAttention",)),
+}
+
+
+def render(value) -> str:
+    """Python source for a literal or a Call (one line)."""
+    if isinstance(value, Call):
+        parts = [render(v) for v in value.args]
+        parts += [f"{k}={render(v)}" for k, v in value.kwargs if not same(v, value.default(k))]
+        return f"{value.callee}({', '.join(parts)})"
+    if isinstance(value, Code):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, float):
+        return float_text(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        inner = ", ".join(render(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(render(v) for v in value) + "]"
+    return repr(value)
+
+
+def same(a, b) -> bool:
+    """Equal and of the same type (True is not 1 here)."""
+    return type(a) is type(b) and a == b
+
+
+def float_text(value: float) -> str:
+    """A float as a person writes it: 2 / 3 rather than 0.6666666666666666."""
+    from fractions import Fraction
+
+    simple = Fraction(value).limit_denominator(12)
+    if simple.denominator not in (1, 2, 4, 5, 8, 10) and float(simple) == value:
+        return f"{simple.numerator} / {simple.denominator}"
+    return repr(float(value))
