@@ -532,7 +532,7 @@ class Evaluator:
             out = spec.shape(call)
         except OpError as exc:
             message = exc.message if exc.message.startswith(spec.name) else f"{spec.name}: {exc.message}"
-            notes = [Note(f"input {i + 1} ({t.type}) comes from {t.node.label or t.node.hint} here", t.node.span)
+            notes = [Note(f"input {i + 1} ({t.type}) is {_origin(t.node)}, made here", t.node.span)
                      for i, t in enumerate(inputs)] if exc.show_inputs else []
             raise CnnError(message, span, notes) from None
         node = self.new_node(label, spec.name, "op", spec.name, call.attrs, [t.node for t in inputs], out, span)
@@ -679,6 +679,15 @@ class Evaluator:
 
         visit(self.root)
         return scopes
+
+
+def _origin(node: PendingNode) -> str:
+    """How the user knows a value: its variable, else its label, else its op."""
+    if node.var:
+        return f"'{node.var}'"
+    if node.label:
+        return f"'{node.label}'"
+    return f"the output of {node.hint}"
 
 
 def _plain(v) -> bool:
