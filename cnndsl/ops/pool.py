@@ -98,21 +98,19 @@ def adaptive_flops(call: OpCall) -> int:
     return call.x.numel + call.out.numel
 
 
-adaptive_avgpool = OpSpec(
-    "adaptive_avgpool", "Average pooling to a fixed output size (nn.AdaptiveAvgPool2d).",
-    args=(Arg("size", ints(), doc="output size per spatial axis"),),
-    resolve=resolve_adaptive, shape=lambda c: TensorType((c.x.channels, *c.attrs["size"])),
-    flops=adaptive_flops, flops_doc="one per input element plus one per output element", rf=adaptive_rf,
-    category="pooling",
-)
+def adaptive(kind: str) -> OpSpec:
+    """Adaptive pooling to a fixed output size; max and average share every rule but the kernel."""
+    return OpSpec(
+        f"adaptive_{kind}pool", f"{ {'avg': 'Average', 'max': 'Max'}[kind]} pooling to a fixed output size "
+                                f"(nn.Adaptive{kind.capitalize()}Pool2d).",
+        args=(Arg("size", ints(), doc="output size per spatial axis"),),
+        resolve=resolve_adaptive, shape=lambda c: TensorType((c.x.channels, *c.attrs["size"])),
+        flops=adaptive_flops, flops_doc="one per input element plus one per output element", rf=adaptive_rf,
+        category="pooling",
+    )
 
-adaptive_maxpool = OpSpec(
-    "adaptive_maxpool", "Max pooling to a fixed output size (nn.AdaptiveMaxPool2d).",
-    args=(Arg("size", ints(), doc="output size per spatial axis"),),
-    resolve=resolve_adaptive, shape=lambda c: TensorType((c.x.channels, *c.attrs["size"])),
-    flops=adaptive_flops, flops_doc="one per input element plus one per output element", rf=adaptive_rf,
-    category="pooling",
-)
+
+adaptive_avgpool, adaptive_maxpool = adaptive("avg"), adaptive("max")
 
 
 def global_shape(call: OpCall) -> TensorType:
