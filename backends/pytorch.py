@@ -207,8 +207,12 @@ class TorchGenerator:
             if all(v == column[0] and type(v) is type(column[0]) for v in column):
                 continue
             expr = self._match(column, candidates)
-            if expr is None:
-                expr = re.sub(r"\W+", "_", "_".join(str(p) for p in path[-2:])).strip("_").lower() or "value"
+            if expr is None:  # a value of its own: named after where it goes, unique in the class
+                base = _slot_name(path)
+                expr, k = base, 1
+                while expr in dict(candidates) or expr in RESERVED:
+                    k += 1
+                    expr = f"{base}_{k}"
                 candidates.append((expr, column))
             slots[path] = Slot(expr)
             for name in re.findall(r"[A-Za-z_]\w*", expr):
@@ -237,6 +241,11 @@ class TorchGenerator:
                         return f"{name} * {k}"
         return None
 
+    def _block_params(self, scope: Scope) -> set[str]:
+        """The block's declared parameters (scope.args also holds its locals after them)."""
+        tensor_inputs = {p for p, _ in scope.inputs}
+        return {k for k in scope.args if k not in tensor_inputs} if scope.block else set()
+
     def _in_channels(self, scope: Scope):
         if not scope.inputs:
             return None
@@ -250,9 +259,9 @@ class TorchGenerator:
         def walk(expr, path):
             if isinstance(expr, Call):
                 for i, a in enumerate(expr.args):
-                    walk(a, (*path, expr.callee, i))
+                    walk(a, (*path, _stable(expr.callee), i))
                 for k, v in expr.kwargs:
-                    walk(v, (*path, expr.callee, k))
+                    walk(v, (*path, _stable(expr.callee), k))
             elif isinstance(expr, Named):
                 for k, v in expr.items:
                     walk(v, (*path, "named", k))
@@ -301,9 +310,9 @@ class TorchGenerator:
         mode = self._node_mode(name, owner in self.sequential)
         ctx = self._ctx(name)
         emitter = EMITTERS[self.net.node(name)["op"]]
-        self.helpers.update(emitter.helpers)
-        self.helpers.update(emitter.uses(ctx))
-        if mode == "module":
+        if mode == "module":  # an inline call needs no helper class (functions are added by _statements)
+            self.helpers.update(emitter.helpers)
+            self.helpers.update(emitter.uses(ctx))
             return emitter.module(ctx)
         if mode == "param":
             return Code(emitter.owner_param(ctx))
@@ -469,9 +478,10 @@ class TorchGenerator:
                 pad = " " * (indent + 4)
                 return "(\n" + "".join(f"{pad}{render(v)},\n" for v in expr) + " " * indent + ")"
             return flat
-        args = [self._render_expr(a, indent + 4, slots, (*path, expr.callee, i)) for i, a in enumerate(expr.args)]
+        callee = _stable(expr.callee)
+        args = [self._render_expr(a, indent + 4, slots, (*path, callee, i)) for i, a in enumerate(expr.args)]
         for k, v in expr.kwargs:
-            where = (*path, expr.callee, k)
+            where = (*path, callee, k)
             if not (slots and where in slots) and same(v, expr.default(k)):
                 continue  # torch's default: say nothing
             args.append(f"{k}={self._render_expr(v, indent + 4, slots, where)}")
@@ -547,13 +557,14 @@ class TorchGenerator:
                 classes.append(self._class_source(cls))
         helpers = self._helper_sources()
         body = "\n\n\n".join([*helpers, *classes, root])
-        imports = ["import torch", "from torch import nn"]
+        standard = [line for line, used in (("import math", "math." in body),
+                                            ("from collections import OrderedDict", "OrderedDict(" in body)) if used]
+        imports = ["import torch"] if re.search(r"\btorch\.", body) else []
+        imports.append("from torch import nn")
         if "F." in body:
             imports.append("from torch.nn import functional as F")
-        if "math." in body:
-            imports.insert(0, "import math")
-        if "OrderedDict(" in body:
-            imports.insert(0, "from collections import OrderedDict\n")
+        if standard:
+            imports = sorted(standard) + [""] + imports
         text = "\n".join([self.header(class_name), "", "\n".join(imports), "", "", body, "", "",
                           f'__all__ = ["{class_name}"]', ""])
         ast.parse(text)  # a generator bug must never produce a file that does not parse
@@ -573,6 +584,19 @@ class TorchGenerator:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in wanted:
                 out.append(ast.get_source_segment(text, node))
         return out
+
+
+def _stable(callee: str) -> str:
+    """A callee as slot paths know it: generated classes are renamed after planning, so they are 'class'."""
+    return "class" if callee[:1].isupper() and "." not in callee else callee
+
+
+def _slot_name(path: tuple) -> str:
+    """A constructor argument named after the attribute and argument it feeds: conv2_stride."""
+    attribute = str(path[0]).split(".")[-1]
+    argument = path[-1] if isinstance(path[-1], str) else {0: "in", 1: "out"}.get(path[-1], f"arg{path[-1]}")
+    name = re.sub(r"\W+", "_", f"{attribute}_{argument}").strip("_").lower()
+    return name if IDENTIFIER.fullmatch(name) else f"value_{name}"
 
 
 def _doc_text(text: str) -> str:

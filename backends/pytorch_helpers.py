@@ -13,24 +13,25 @@ class ClassicConv(nn.Module):
     """A convolution as LeCun's early networks had it: padding with any value, one bias per output
     position (untied), and a table of the input maps each output map sees (partial connections)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, pad_value=0.0, table=None,
-                 untied_bias=None, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 pad_value=0.0, table=None, untied_bias=None, bias=True):
         super().__init__()
         dims = len(kernel_size)
-        self.conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
-        self.shape = (out_channels, in_channels, *kernel_size)
-        self.stride = stride
-        self.padding = padding if isinstance(padding, tuple) else (padding,) * dims
+        self.conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]  # a function, not a submodule
+        self.shape = (out_channels, in_channels // groups, *kernel_size)
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        pads = padding if isinstance(padding, tuple) else (padding,) * dims
+        self.pads = [p for pair in reversed(pads) for p in (pair if isinstance(pair, tuple) else (pair, pair))]
         self.pad_value = pad_value
         self.table = table
-        connections = out_channels * in_channels if table is None else sum(len(row) for row in table)
         if table is None:
             self.weight = nn.Parameter(torch.empty(*self.shape))
+            fan_in = math.prod(self.shape[1:])
         else:
-            self.weight = nn.Parameter(torch.empty(connections, *kernel_size))
+            self.weight = nn.Parameter(torch.empty(sum(len(row) for row in table), *kernel_size))
             self.rows = [o for o, row in enumerate(table) for _ in row]
             self.cols = [i for row in table for i in row]
-        fan_in = connections / out_channels * math.prod(kernel_size)
+            fan_in = len(self.rows) / out_channels * math.prod(kernel_size)
         nn.init.uniform_(self.weight, -2.4 / math.sqrt(fan_in), 2.4 / math.sqrt(fan_in))  # LeCun et al. 1989
         if untied_bias is not None:
             self.bias = nn.Parameter(torch.zeros(out_channels, *untied_bias))
@@ -47,8 +48,8 @@ class ClassicConv(nn.Module):
         return weight
 
     def forward(self, x):
-        pad = [p for p in reversed(self.padding) for _ in range(2)]
-        x = self.conv(F.pad(x, pad, value=self.pad_value), self.full_weight(), stride=self.stride)
+        x = F.pad(x, self.pads, value=self.pad_value)
+        x = self.conv(x, self.full_weight(), stride=self.stride, dilation=self.dilation, groups=self.groups)
         if self.bias is None:
             return x
         return x + (self.bias if self.bias.dim() > 1 else self.bias.view(-1, *[1] * (x.dim() - 2)))
@@ -66,8 +67,12 @@ class Subsample(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        total = F.avg_pool2d(x, self.kernel_size, self.stride, divisor_override=1)
-        return total * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        dims = x.dim() - 2
+        pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1]
+        kernel = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,) * dims
+        total = pool(x, self.kernel_size, self.stride) * math.prod(kernel)  # the window's sum
+        shape = (1, -1, *[1] * dims)
+        return total * self.weight.view(shape) + self.bias.view(shape)
 
 
 class ScaledTanh(nn.Module):
@@ -111,11 +116,13 @@ class ChannelShuffle(nn.Module):
 class SqueezeExcitation(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018), laid out as torchvision.ops.SqueezeExcitation."""
 
-    def __init__(self, channels, squeeze_channels, activation=nn.ReLU, gate=nn.Sigmoid):
+    def __init__(self, channels, squeeze_channels, activation=nn.ReLU, gate=nn.Sigmoid, dims=2):
         super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
-        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
+        pool, conv = {1: (nn.AdaptiveAvgPool1d, nn.Conv1d), 2: (nn.AdaptiveAvgPool2d, nn.Conv2d),
+                      3: (nn.AdaptiveAvgPool3d, nn.Conv3d)}[dims]
+        self.avgpool = pool(1)
+        self.fc1 = conv(channels, squeeze_channels, 1)
+        self.fc2 = conv(squeeze_channels, channels, 1)
         self.activation = activation()
         self.scale_activation = gate()
 

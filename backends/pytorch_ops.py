@@ -109,9 +109,10 @@ def conv_module(ctx: Ctx) -> Call:
     a = ctx.attrs
     if classic(a):
         return ctor("ClassicConv", (ctx.x.channels, a["out"], tuple(a["kernel"])),
-                    options({"stride": 1, "padding": 0, "pad_value": 0.0, "table": None, "untied_bias": None,
-                             "bias": True},
-                            stride=squash(a["stride"]), padding=squash(left for left, _ in a["padding"]),
+                    options({"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "pad_value": 0.0, "table": None,
+                             "untied_bias": None, "bias": True},
+                            stride=squash(a["stride"]), padding=conv_padding(a) if conv_padding(a) != "same"
+                            else tuple(a["padding"]), dilation=squash(a["dilation"]), groups=a["groups"],
                             pad_value=a["pad_value"], table=a["table"],
                             untied_bias=tuple(ctx.out.spatial) if a["bias"] == "untied" else None,
                             bias=bool(a["bias"])))
@@ -209,11 +210,11 @@ EMITTERS: dict[str, TorchOp] = {
     **{name: activation(name) for name in ACTIVATION_MODULES},
     "leaky_relu": TorchOp(module=lambda ctx: ctor("nn.LeakyReLU", (ctx.attrs["slope"],)),
                           call=lambda ctx, a: f"F.leaky_relu({a[0]}, {render(ctx.attrs['slope'])})"),
-    "scaled_tanh": TorchOp(module=lambda ctx: ctor("ScaledTanh", options({"a": 1.7159, "s": 2 / 3},
-                                                                         a=ctx.attrs["a"], s=ctx.attrs["s"])),
+    "scaled_tanh": TorchOp(module=lambda ctx: ctor("ScaledTanh", (), options({"a": 1.7159, "s": 2 / 3},
+                                                                             a=ctx.attrs["a"], s=ctx.attrs["s"])),
                            call=lambda ctx, a: f"{render(ctx.attrs['a'])} * torch.tanh({render(ctx.attrs['s'])} * {a[0]})",
                            helpers=("ScaledTanh",)),
-    "softmax": TorchOp(module=lambda ctx: ctor("nn.Softmax", kw(dim=torch_axis(ctx.attrs["axis"]))),
+    "softmax": TorchOp(module=lambda ctx: ctor("nn.Softmax", (), kw(dim=torch_axis(ctx.attrs["axis"]))),
                        call=lambda ctx, a: f"F.softmax({a[0]}, dim={torch_axis(ctx.attrs['axis'])})"),
     "flatten": TorchOp(module=lambda ctx: ctor("nn.Flatten"), call=lambda ctx, a: f"torch.flatten({a[0]}, 1)"),
     "linear": TorchOp(module=lambda ctx: ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["out"]),
@@ -228,9 +229,9 @@ EMITTERS: dict[str, TorchOp] = {
                                call=lambda ctx, a: f"channel_shuffle({a[0]}, {ctx.attrs['groups']})",
                                helpers=("channel_shuffle", "ChannelShuffle")),
     "se": TorchOp(module=lambda ctx: ctor("SqueezeExcitation", (ctx.x.channels, ctx.attrs["squeeze"]),
-                                          options({"activation": Code("nn.ReLU"), "gate": Code("nn.Sigmoid")},
+                                          options({"activation": Code("nn.ReLU"), "gate": Code("nn.Sigmoid"), "dims": 2},
                                                   activation=Code(ACTIVATION_MODULES[ctx.attrs["activation"]]),
-                                                  gate=Code(ACTIVATION_MODULES[ctx.attrs["gate"]]))),
+                                                  gate=Code(ACTIVATION_MODULES[ctx.attrs["gate"]]), dims=ctx.dims)),
                   helpers=("SqueezeExcitation",)),
     "mlp": TorchOp(module=lambda ctx: ctor("nn.Sequential", (
         ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["hidden"])),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import ast as A
 from .elaborate import elaborate, parse_setting
-from .errors import Source, Span
+from .errors import CnnError, Source, Span
 from .ir import Network
 from .loader import find_target
 from .passes import analyze as _analyze
@@ -20,7 +20,10 @@ def load(target: str, inputs: dict[str, str] | None = None, settings: list[str] 
     settings = [parse_setting(text, "settings") for text in (settings or [])]
     settings += [(name, _literal(value, name), _span(name)) for name, value in params.items()]
     shapes = [parse_setting(f"{name}={shape}", "inputs") for name, shape in (inputs or {}).items()]
-    return elaborate(find_target(target), settings, shapes)
+    try:
+        return elaborate(find_target(target), settings, shapes)
+    except RecursionError:
+        raise CnnError(f"{target}: the program is nested too deeply to elaborate") from None
 
 
 def analyze(net: Network) -> dict:
@@ -38,7 +41,7 @@ def _literal(value, name: str) -> A.Node:
     return A.Const(_span(name), value)
 
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "numpy")
 
 
 def compile(net: Network, backend: str = "torch") -> str:  # noqa: A001 - the verb users expect
@@ -47,6 +50,10 @@ def compile(net: Network, backend: str = "torch") -> str:  # noqa: A001 - the ve
         from .backends.pytorch import generate
 
         return generate(net)
+    if backend == "numpy":
+        from .backends.numpy_backend import generate as generate_numpy
+
+        return generate_numpy(net)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("table", "json", "markdown", "csv"), default="table")
     a.add_argument("--depth", type=int, default=3, help="table rows down to this block depth (default 3)")
     c = target_command("compile", "generate model code (PyTorch)")
-    c.add_argument("--backend", choices=("torch",), default="torch", help="code generator (default: torch)")
+    c.add_argument("--backend", choices=("torch", "numpy"), default="torch", help="code generator (default: torch)")
     c.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of to stdout")
     sub.add_parser("zoo", help="list the bundled architectures")
     return p

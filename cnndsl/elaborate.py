@@ -25,6 +25,14 @@ from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, En
                      TemplateClosure, Tensor, describe)
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
+# Names nn.Module already uses: a submodule named so would shadow or break the generated model.
+MODULE_ATTRIBUTES = frozenset({
+    "forward", "training", "to", "float", "double", "half", "bfloat16", "cuda", "cpu", "type", "train", "eval",
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
+    "named_modules", "state_dict", "load_state_dict", "apply", "zero_grad", "requires_grad_", "add_module",
+    "register_module", "register_buffer", "register_parameter", "get_submodule", "get_parameter", "get_buffer",
+    "extra_repr", "share_memory", "compile", "dump_patches", "call_super_init",
+})
 
 
 class LabelText(str):
@@ -218,6 +226,9 @@ class Evaluator:
                 raise CnnError(f"a name can only interpolate integers and strings, got {describe(v)}", p.span)
             parts.append(str(v))
         text = "".join(parts)
+        if text in MODULE_ATTRIBUTES:
+            raise CnnError(f"'{text}' cannot name a node: generated PyTorch modules use that name themselves "
+                           f"(choose another, e.g. '{text}_')", label.span)
         if not _LABEL.fullmatch(text) or keyword.iskeyword(text):
             raise CnnError(f"'{text}' is not a valid name (letters, digits and _; not a Python keyword)", label.span)
         return LabelText(text, label.span)
@@ -364,6 +375,10 @@ class Evaluator:
     def eval_Compare(self, n: A.Compare, env: Env):
         values = [self.eval(o, env) for o in n.operands]
         for op, a, b in zip(n.ops, values, values[1:]):
+            if op in ("==", "!=") and (a is None or b is None):  # `if act != none { act }` for any value
+                if (a is b) != (op == "=="):
+                    return False
+                continue
             if isinstance(a, (Tensor, Layer)) or isinstance(b, (Tensor, Layer)):
                 raise CnnError(f"cannot compare {describe(a)} and {describe(b)} (compare their shapes: "
                                f"x.channels, x.shape)", n.span)

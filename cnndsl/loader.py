@@ -27,7 +27,7 @@ class Program:
 
 def read_source(path: str | os.PathLike, shown: str | None = None) -> Source:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not text
     except FileNotFoundError:
         raise CnnError(f"no such file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -235,7 +235,10 @@ def describe(v) -> str:
     if isinstance(v, Tensor):
         return f"a tensor of shape {v.type}"
     if isinstance(v, Layer):
-        return "a layer"
+        target = v.target
+        what = (getattr(target, "name", None) or getattr(getattr(target, "defn", None), "name", None)
+                or ("sequence" if isinstance(target, list) else "layer"))
+        return f"layer {what}"
     if isinstance(v, (BlockClosure, TemplateClosure)):
         return f"block '{v.defn.name}'"
     if isinstance(v, Builtin):

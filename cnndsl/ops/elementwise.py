@@ -60,12 +60,17 @@ def bn_params(call: OpCall) -> list[Param]:
             Param("running_var", (c,), "buffer"), Param("num_batches_tracked", (), "buffer")]
 
 
+def bn_shape(call: OpCall) -> TensorType:
+    channels_of(call, "batchnorm")
+    return call.x
+
+
 batchnorm = OpSpec(
     "batchnorm", "Batch normalisation over the channel axis (nn.BatchNorm1d/2d/3d). Running mean and "
                  "variance (and PyTorch's num_batches_tracked counter) are buffers, not parameters.",
     args=(Arg("eps", number(minimum=0.0), 1e-5, "added to the variance"),
           Arg("momentum", number(minimum=0.0), 0.1, "running-statistics momentum")),
-    params=bn_params, flops=lambda c: 2 * c.out.numel, flops_doc="2 per element (inference: scale, shift)",
+    shape=bn_shape, params=bn_params, flops=lambda c: 2 * c.out.numel, flops_doc="2 per element (inference: scale, shift)",
     category="normalization",
 )
 
@@ -80,6 +85,8 @@ layernorm = OpSpec(
 
 def lrn_shape(call: OpCall) -> TensorType:
     channels_of(call, "lrn")
+    if call.x.rank < 2:
+        raise OpError(f"lrn needs a channel-first map (CxL, CxHxW, ...), got the flat vector {call.x}")
     return call.x
 
 

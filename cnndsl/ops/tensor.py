@@ -75,6 +75,9 @@ add = OpSpec(
 def broadcast_shape(call: OpCall) -> TensorType:
     """NumPy/PyTorch broadcasting over the non-batch axes, aligned from the right."""
     rank = max(t.rank for t in call.inputs)
+    if any(t.tokens for t in call.inputs) and any(not t.tokens and t.rank > 1 for t in call.inputs):
+        shapes = " and ".join(str(t) for t in call.inputs)
+        raise OpError(f"mul cannot combine a token sequence with a channel-first map ({shapes})", show_inputs=True)
     out = []
     for axis in range(1, rank + 1):
         sizes = {t.shape[-axis] for t in call.inputs if t.rank >= axis} - {1}
@@ -132,6 +135,8 @@ slice_ = OpSpec(
 
 
 def shuffle_shape(call: OpCall) -> TensorType:
+    if call.x.tokens or call.x.rank < 2:
+        raise OpError(f"channel_shuffle needs a channel-first map (CxL, CxHxW, ...), got {call.x}")
     if call.x.channels % call.attrs["groups"]:
         raise OpError(f"channel_shuffle: {call.x.channels} channels are not divisible by "
                       f"groups={call.attrs['groups']}")

@@ -34,7 +34,7 @@ patch_embed = OpSpec(
 
 
 def tokens_of(call: OpCall, op: str) -> TensorType:
-    if not call.x.tokens:
+    if not call.x.tokens or call.x.rank != 2:
         raise OpError(f"{op} needs a token sequence (NxD), got {call.x}")
     return call.x
 

@@ -1,0 +1,430 @@
+"""NumPy kernels that generated NumPy files may need: one function per op, with PyTorch's semantics.
+
+The NumPy backend copies the definitions a network uses (and the helpers they call), by name, into the
+generated file, reading this file's text; the compiler never imports it. Each generated file therefore
+needs only numpy and the standard library. Tests import this module to check the kernels one by one.
+
+Conventions:
+- arrays are batch first, channels next (N, C, *spatial) or token sequences (N, T, D), float32;
+- `conv` returns its result as a (N, O, *spatial) view of an (O, N, *spatial) array, the natural layout
+  of its one matrix product; elementwise kernels keep that layout, and the next conv reads it with no
+  copy (a 1x1 conv is then a plain matrix product). Reshaping kernels copy only when they must;
+- kernels that accept `out=` write their result there (the generator passes the input itself when the
+  network no longer needs it, so the step allocates nothing);
+- no Python loop runs over pixels, channels or samples: windows are strided views
+  (`sliding_window_view`), and a convolution is one matrix product per group (np.matmul over groups).
+
+Ops whose inference is one obvious NumPy expression are emitted inline by the generator rather than
+called here: add and mul (`a + b`, `a * b`), concat (`np.concatenate`), slice (indexing), flatten
+(`reshape`), pos_embedding (`x + p`), and dropout, stochastic depth and identity (the identity).
+"""
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+class WeightError(KeyError, ValueError):
+    """A weight given to load_state_dict is missing, unexpected, or of the wrong shape."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def _numpy(value):
+    """A weight as a NumPy array; a torch tensor is detached and brought to the CPU first."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    return np.asarray(value)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _per_axis(value, n):
+    """One int for every axis (an int is repeated)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+
+
+def _pairs(padding, n):
+    """Padding as ((before, after), ...) per spatial axis, from an int, one int per axis, or pairs."""
+    return tuple(p if isinstance(p, (tuple, list)) else (p, p) for p in _per_axis(padding, n))
+
+
+def _channels_major(x):
+    """True when x (N, C, ...) lies in memory as (C, N, ...), as conv returns its results."""
+    return x.ndim > 2 and x.shape[0] > 1 and x.swapaxes(0, 1).flags.c_contiguous
+
+
+def pad(x, padding, value=0.0):
+    """x (N, C, *spatial) with `value` added around its spatial axes; padding is ((before, after), ...)
+    per axis. The result keeps x's memory layout (channels-major stays channels-major)."""
+    sizes = [size + before + after for size, (before, after) in zip(x.shape[2:], padding)]
+    inside = tuple(slice(before, before + size) for size, (before, _) in zip(x.shape[2:], padding))
+    if _channels_major(x):
+        out = np.full((x.shape[1], x.shape[0], *sizes), value, dtype=x.dtype).swapaxes(0, 1)
+    else:
+        out = np.full((*x.shape[:2], *sizes), value, dtype=x.dtype)
+    out[(slice(None), slice(None), *inside)] = x
+    return out
+
+
+def _windows(x, kernel, stride, dilation):
+    """Strided view of x's sliding windows: (N, C, *out, *kernel) for x (N, C, *spatial); no copy."""
+    d = len(kernel)
+    extent = [dl * (k - 1) + 1 for k, dl in zip(kernel, dilation)]
+    view = sliding_window_view(x, extent, axis=tuple(range(2, 2 + d)))
+    steps = (*(slice(None, None, s) for s in stride), *(slice(None, None, dl) for dl in dilation))
+    return view[(slice(None), slice(None), *steps)]
+
+
+def _reduce_windows(windows, d, ufunc):
+    """Reduce a view of windows (..., *kernel) over its d window axes with np.maximum or np.add, one
+    kernel tap at a time: each step is one operation over the whole output (NumPy's own reductions over
+    short strided axes run about ten times slower). The loop runs over the kernel's taps, not pixels."""
+    taps = np.ndindex(*windows.shape[windows.ndim - d:])
+    out = windows[(..., *next(taps))].copy()
+    for tap in taps:
+        ufunc(out, windows[(..., *tap)], out=out)
+    return out
+
+
+def _pooled_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """PyTorch's pooling output size, with the ceil-mode rule that drops a last window starting in the
+    right padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, fill):
+    """The windows of a pooling layer, (N, C, *out, *kernel), with `fill` in the padding (and past it,
+    where ceil mode lets the last window overhang)."""
+    d = x.ndim - 2
+    kernel, stride = _per_axis(kernel, d), _per_axis(stride, d)
+    padding, dilation = _per_axis(padding, d), _per_axis(dilation, d)
+    outs, pads = [], []
+    for size, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation):
+        out = _pooled_size(size, k, s, p, dl, ceil_mode)
+        overhang = max(0, (out - 1) * s + dl * (k - 1) + 1 - (size + 2 * p))
+        outs.append(out)
+        pads.append((p, p + overhang))
+    if any(before or after for before, after in pads):
+        x = pad(x, pads, fill)
+    windows = _windows(x, kernel, stride, dilation)
+    return windows[(slice(None), slice(None), *(slice(0, o) for o in outs))]
+
+
+# ---------------------------------------------------------------- convolution
+
+
+def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pad_value=0.0):
+    """Convolution of x (N, C, *spatial) with weight (O, C / groups, *kernel) over 1, 2 or 3 spatial
+    axes, as torch.nn.functional.conv1d/2d/3d (cross-correlation). padding: an int, one per axis, or
+    (before, after) pairs per axis (asymmetric "same"); pad_value fills the padding (LeCun 1989 pads
+    with -1). bias: (O,), or one bias per output position (O, *out) ("untied").
+
+    The windows are a strided view of the padded input; they are copied once into a patch matrix
+    (groups, C / groups * kernel size, N * output positions) and multiplied by the weight matrix,
+    one product per group (np.matmul over the group axis; groups = C is a depthwise conv).
+    """
+    d = x.ndim - 2
+    stride, dilation, padding = _per_axis(stride, d), _per_axis(dilation, d), _pairs(padding, d)
+    if any(before or after for before, after in padding):
+        x = pad(x, padding, pad_value)
+    n = len(x)
+    out_channels, group_channels, *kernel = weight.shape
+    by_channel = x.swapaxes(0, 1)  # (C, N, *spatial): a view; contiguous when x came from a conv
+    if all(k == 1 for k in kernel):
+        windows = by_channel[(slice(None), slice(None), *(slice(None, None, s) for s in stride))]
+        out = windows.shape[2:]
+        patches = windows.reshape(groups, group_channels, n * math.prod(out))
+    else:
+        windows = _windows(by_channel, kernel, stride, dilation)  # (C, N, *out, *kernel)
+        out = windows.shape[2:2 + d]
+        order = (0, *range(2 + d, 2 + 2 * d), 1, *range(2, 2 + d))  # (C, *kernel, N, *out)
+        size = (groups, group_channels * math.prod(kernel), n * math.prod(out))
+        patches = windows.transpose(order).reshape(size)  # the one copy: im2col
+    y = np.matmul(weight.reshape(groups, out_channels // groups, -1), patches)
+    y = y.reshape(out_channels, n, *out).swapaxes(0, 1)
+    if bias is not None:
+        y += bias if bias.ndim > 1 else bias.reshape(out_channels, *(1,) * d)
+    return y
+
+
+def connection_weight(weight, table, in_channels):
+    """The dense weight (O, C, *kernel) of a conv with a connection table (LeCun 1989, LeNet-5's C3):
+    `weight` holds one kernel per connection, row by row of the table; the other kernels are zero.
+    Built once, when the weights are loaded."""
+    rows = [o for o, inputs in enumerate(table) for _ in inputs]
+    cols = [c for inputs in table for c in inputs]
+    dense = np.zeros((len(table), in_channels, *weight.shape[1:]), dtype=weight.dtype)
+    dense[rows, cols] = weight
+    return dense
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def maxpool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling as torch.nn.MaxPool1d/2d/3d: padding counts as -inf, ceil_mode rounds the output
+    size up (dropping a last window that would start in the right padding)."""
+    stride = kernel if stride is None else stride
+    windows = _pool_windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf)
+    return _reduce_windows(windows, x.ndim - 2, np.maximum)
+
+
+def avgpool(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pooling as torch.nn.AvgPool1d/2d/3d. A window's divisor counts the padding (when
+    count_include_pad) but never the part of a ceil-mode window past the padding."""
+    d = x.ndim - 2
+    kernel = _per_axis(kernel, d)
+    stride = kernel if stride is None else _per_axis(stride, d)
+    padding = _per_axis(padding, d)
+    windows = _pool_windows(x, kernel, stride, padding, 1, ceil_mode, 0.0)
+    total = _reduce_windows(windows, d, np.add)
+    divisor = np.ones((), dtype=x.dtype)
+    for axis, (size, k, s, p) in enumerate(zip(x.shape[2:], kernel, stride, padding)):
+        start = np.arange(total.shape[2 + axis]) * s - p
+        end = np.minimum(start + k, size + p)
+        count = end - start if count_include_pad else np.minimum(end, size) - np.maximum(start, 0)
+        divisor = np.multiply.outer(divisor, count.astype(x.dtype))
+    return total / divisor
+
+
+def _adaptive_axis(x, axis, out, reduce):
+    """Pool one axis of x to `out` positions with PyTorch's adaptive windows
+    [floor(i * L / out), ceil((i + 1) * L / out))."""
+    size = x.shape[axis]
+    if size % out == 0:
+        shape = (*x.shape[:axis], out, size // out, *x.shape[axis + 1:])
+        return reduce(x.reshape(shape), axis=axis + 1)
+    i = np.arange(out)
+    start, end = i * size // out, -(-(i + 1) * size // out)
+    longest = int((end - start).max())
+    fill = -np.inf if reduce is np.max else 0.0
+    tail = np.full((*x.shape[:axis], longest - 1, *x.shape[axis + 1:]), fill, dtype=x.dtype)
+    windows = sliding_window_view(np.concatenate([x, tail], axis=axis), longest, axis=axis)
+    windows = np.take(windows, start, axis=axis)  # (..., out, ..., longest)
+    inside = np.arange(longest) < (end - start)[:, None]  # (out, longest)
+    inside = inside.reshape(out, *(1,) * (x.ndim - axis - 1), longest)
+    pooled = reduce(np.where(inside, windows, np.asarray(fill, dtype=x.dtype)), axis=-1)
+    if reduce is np.mean:
+        pooled = pooled * (longest / (end - start).astype(x.dtype)).reshape(out, *(1,) * (x.ndim - axis - 1))
+    return pooled
+
+
+def adaptive_avgpool(x, size):
+    """Average pooling to a fixed output size, as torch.nn.AdaptiveAvgPool1d/2d/3d (axis by axis: the
+    windows are boxes, so the mean over a box is a mean of means)."""
+    for axis, out in enumerate(_per_axis(size, x.ndim - 2)):
+        x = _adaptive_axis(x, 2 + axis, out, np.mean)
+    return x
+
+
+def adaptive_maxpool(x, size):
+    """Max pooling to a fixed output size, as torch.nn.AdaptiveMaxPool1d/2d/3d (axis by axis)."""
+    for axis, out in enumerate(_per_axis(size, x.ndim - 2)):
+        x = _adaptive_axis(x, 2 + axis, out, np.max)
+    return x
+
+
+def global_avgpool(x):
+    """The mean over every spatial position, keeping the axes (N, C, 1, ...)."""
+    return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+def subsample(x, weight, bias, kernel=2, stride=None):
+    """LeNet-5's subsampling (S2, S4): each window's sum, times a coefficient, plus a bias, per map."""
+    d = x.ndim - 2
+    kernel = _per_axis(kernel, d)
+    windows = _windows(x, kernel, kernel if stride is None else _per_axis(stride, d), (1,) * d)
+    total = _reduce_windows(windows, d, np.add)
+    shape = (len(weight), *(1,) * d)
+    return total * weight.reshape(shape) + bias.reshape(shape)
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def batchnorm(x, weight, bias, running_mean, running_var, eps=1e-5, out=None):
+    """Batch normalisation at inference (running statistics), over the channel axis 1 of x (N, C, ...)."""
+    scale = weight / np.sqrt(running_var + eps)
+    shape = (len(scale), *(1,) * (x.ndim - 2))
+    y = np.multiply(x, scale.reshape(shape), out=out)
+    y += (bias - running_mean * scale).reshape(shape)
+    return y
+
+
+def layernorm(x, weight, bias, eps=1e-5):
+    """Layer normalisation over the last axis (biased variance, as PyTorch)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    variance = np.mean(centred * centred, axis=-1, keepdims=True)
+    centred *= weight / np.sqrt(variance + eps)
+    centred += bias
+    return centred
+
+
+def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalisation across channels, as torch.nn.LocalResponseNorm:
+    x / (k + alpha / size * sum of x^2 over `size` neighbouring channels, zero-padded) ** beta."""
+    squares = x * x
+    padding = [(0, 0)] * x.ndim
+    padding[1] = (size // 2, (size - 1) // 2)
+    total = _reduce_windows(sliding_window_view(np.pad(squares, padding), size, axis=1), 1, np.add)
+    return x / (k + alpha / size * total) ** beta
+
+
+# ---------------------------------------------------------------- activations
+
+
+def relu(x, out=None):
+    """max(x, 0)."""
+    return np.maximum(x, 0, out=out)
+
+
+def relu6(x, out=None):
+    """min(max(x, 0), 6)."""
+    return np.clip(x, 0, 6, out=out)
+
+
+def leaky_relu(x, slope=0.01):
+    """x where x >= 0, slope * x elsewhere."""
+    return np.where(x >= 0, x, x * np.float32(slope))
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def scaled_tanh(x, a=1.7159, s=2 / 3):
+    """a * tanh(s * x): LeNet-5's squashing function."""
+    return np.float32(a) * np.tanh(np.float32(s) * x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)); exp overflows to inf for very negative x, which gives the right limit, 0."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def hardsigmoid(x):
+    """relu6(x + 3) / 6."""
+    return np.clip(x + 3, 0, 6) / 6
+
+
+def silu(x):
+    """x * sigmoid(x) (swish)."""
+    return x * sigmoid(x)
+
+
+def hardswish(x):
+    """x * relu6(x + 3) / 6."""
+    return x * (np.clip(x + 3, 0, 6) / 6)
+
+
+# Chebyshev coefficients of erfc (Press et al., Numerical Recipes, 2nd ed., section 6.2, erfcc)
+ERFC_COEFFICIENTS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+                     1.48851587, -0.82215223, 0.17087277)
+
+
+def erfc(x):
+    """The complementary error function (NumPy has none), in x's precision: Press et al.'s Chebyshev fit,
+    relative error below 1.2e-7 everywhere in float64. erfc(|x|) = t exp(-x^2 + P(t)), t = 1 / (1 + |x| / 2),
+    P evaluated by Horner's rule in place; erfc(-z) = 2 - erfc(z)."""
+    z = np.abs(x)
+    t = 0.5 * z
+    t += 1
+    np.reciprocal(t, out=t)
+    tail = np.full_like(t, ERFC_COEFFICIENTS[-1])
+    for c in ERFC_COEFFICIENTS[-2::-1]:
+        tail *= t
+        tail += c
+    z *= z
+    tail -= z
+    np.exp(tail, out=tail)
+    tail *= t
+    np.subtract(2, tail, out=tail, where=x < 0)
+    return tail
+
+
+def gelu(x):
+    """x * Phi(x) with the exact normal CDF, Phi(x) = erfc(-x / sqrt(2)) / 2 (nn.GELU's default)."""
+    y = erfc(x * np.asarray(-1 / math.sqrt(2), dtype=x.dtype))
+    y *= 0.5
+    y *= x
+    return y
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along a NumPy axis, shifted by the maximum so that exp never overflows."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+# ---------------------------------------------------------------- fully connected and composite layers
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, on a vector (N, F) or on every token of (N, T, F): one matrix product."""
+    y = np.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], len(weight))
+    if bias is not None:
+        y += bias
+    return y
+
+
+def channel_shuffle(x, groups):
+    """ShuffleNet's channel shuffle: (groups, C / groups) -> transposed -> flattened."""
+    n, c, *spatial = x.shape
+    return x.reshape(n, groups, c // groups, *spatial).swapaxes(1, 2).reshape(n, c, *spatial)
+
+
+def se(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation=relu, gate=sigmoid):
+    """Squeeze-and-excitation (torchvision.ops.SqueezeExcitation): the channels' means through two 1x1
+    convs (fc1, activation, fc2, gate) give a scale per channel, which multiplies x."""
+    pooled = x.mean(axis=tuple(range(2, x.ndim)))  # (N, C)
+    hidden = activation(linear(pooled, fc1_weight.reshape(len(fc1_weight), -1), fc1_bias))
+    scale = gate(linear(hidden, fc2_weight.reshape(len(fc2_weight), -1), fc2_bias))
+    return x * scale.reshape(*scale.shape, *(1,) * (x.ndim - 2))
+
+
+def mlp(x, weight1, bias1, weight2, bias2, activation=gelu):
+    """Two linear layers with an activation between (torchvision's MLPBlock; dropout is the identity)."""
+    return linear(activation(linear(x, weight1, bias1)), weight2, bias2)
+
+
+def rbf(x, weight):
+    """Euclidean radial basis units: y_i = sum_j (x_j - w_ij)^2 for x (N, F), weight (units, F)."""
+    difference = x[:, None, :] - weight
+    return np.einsum("nuf,nuf->nu", difference, difference)
+
+
+def patch_embed(x, weight, bias, patch):
+    """ViT's patch embedding: non-overlapping patch x patch squares of x (N, C, H, W), each projected
+    by weight (D, C, patch, patch) to a token: (N, H / patch * W / patch, D), tokens row by row."""
+    n, c, h, w = x.shape
+    rows, cols = h // patch, w // patch
+    patches = x.reshape(n, c, rows, patch, cols, patch).transpose(0, 2, 4, 1, 3, 5)
+    tokens = np.matmul(patches.reshape(n * rows * cols, -1), weight.reshape(len(weight), -1).T) + bias
+    return tokens.reshape(n, rows * cols, len(weight))
+
+
+def class_token(x, token):
+    """Prepends the learned token (1, 1, D) to every sequence of x (N, T, D)."""
+    return np.concatenate([np.broadcast_to(token, (len(x), 1, x.shape[2])), x], axis=1)
+
+
+def attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, heads):
+    """Multi-head self-attention on x (N, T, D), as torch.nn.MultiheadAttention(batch_first=True) with
+    query = key = value = x: Q, K, V projections, softmax(Q K^T / sqrt(D / heads)) V per head, output
+    projection. Biases may be None."""
+    n, tokens, dim = x.shape
+    qkv = linear(x, in_proj_weight, in_proj_bias).reshape(n, tokens, 3, heads, dim // heads)
+    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (N, heads, T, D / heads)
+    scores = np.matmul(q * np.float32(1 / math.sqrt(dim // heads)), k.swapaxes(-1, -2))
+    mixed = np.matmul(softmax(scores, axis=-1), v)  # (N, heads, T, D / heads)
+    return linear(mixed.transpose(0, 2, 1, 3).reshape(n, tokens, dim), out_proj_weight, out_proj_bias)

@@ -1,0 +1,679 @@
+"""GoogLeNet (architectures/googlenet.cnn), AlexNet as published (architectures/alexnet_paper.cnn), the
+raw-waveform M5/M3 (architectures/m5.cnn) and the video ResNets R3D/MC3/R(2+1)D (architectures/r3d.cnn).
+
+Every expected number comes from an independent source: torchvision's models built here with
+weights=None (parameters, buffers, state_dict names and shapes, per-module output shapes, MACs through
+torch's FlopCounterMode), torchvision's documentation (the weights' meta), hand-written PyTorch modules
+that transcribe a paper's text (AlexNet 2012, M5), or a published figure cited where it is used.
+Counting runs on PyTorch's "meta" device (no memory, no initialisation); output comparisons run on
+the CPU with small inputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from collections import OrderedDict
+from math import ceil, prod
+
+import pytest
+
+torch = pytest.importorskip("torch")
+tvm = pytest.importorskip("torchvision.models")
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import video as tvv
+from torchvision.models.googlenet import BasicConv2d, Inception
+
+import cnndsl
+from cnndsl.cli import main as cli_main
+from cnndsl.ir import lint_ir
+from cnndsl.zoo import entries
+
+# torchvision's documented parameter counts and "GFLOPS" (multiply-adds, rounded to 3 decimals): the
+# weights' meta["num_params"] and meta["_ops"] (docs.pytorch.org/vision/stable/models.html).
+VIDEO = {
+    "r3d_18": (tvv.R3D_18_Weights.KINETICS400_V1, 33_371_472, 40.697),
+    "mc3_18": (tvv.MC3_18_Weights.KINETICS400_V1, 11_695_440, 43.343),
+    "r2plus1d_18": (tvv.R2Plus1D_18_Weights.KINETICS400_V1, 31_505_325, 40.519),
+}
+CLIP = (3, 16, 112, 112)  # torchvision's video models: 16 frames of 112x112
+
+GOOGLENET_WEIGHTS = tvm.GoogLeNet_Weights.IMAGENET1K_V1
+GOOGLENET_PARAMS = 6_624_904  # without the auxiliary classifiers: torchvision's published figure
+GOOGLENET_PARAMS_AUX = 13_004_888  # googlenet(weights=None), whose aux_logits defaults to True
+
+# FlopCounterMode counts 2 FLOPs per multiply-accumulate of these ops (bias additions not included).
+MATMUL_OPS = {"aten.convolution", "aten.addmm", "aten.mm", "aten.bmm"}
+
+MY_PRESETS = ["googlenet", "alexnet_paper", "m5", "m3", "r3d_18", "mc3_18", "r2plus1d_18"]
+
+# A known code-generator defect (see the report): block classes nested in block classes get the
+# representative instance's literal arguments instead of their constructor parameters.
+NESTED_CLASS_SLOTS = pytest.mark.xfail(
+    strict=True,
+    reason="backends/pytorch.py: slot paths of a block class record the callee names of nested block "
+           "classes under their provisional names ('BasicConv#0'), which are renamed ('BasicConv') before "
+           "rendering, so the slots are never found and every Inception gets inception3a's channels",
+)
+
+
+# ---------------------------------------------------------------- builders and measurements
+
+
+@pytest.fixture(scope="module")
+def ours():
+    """Our IR, elaborated, analysed and linted once per (target, inputs, params): (network, totals).
+    Elaboration and analysis must not warn."""
+    cache = {}
+
+    def get(target: str, inputs: dict | None = None, **params):
+        key = (target, json.dumps(inputs, sort_keys=True), json.dumps(params, sort_keys=True))
+        if key not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                net = cnndsl.load(target, inputs=inputs, **params)
+                totals = cnndsl.analyze(net)
+            lint_ir(net)
+            cache[key] = net, totals
+        return cache[key]
+
+    return get
+
+
+def googlenet(aux_logits=True, branch3_kernel=3, device="meta"):
+    """torchvision's GoogLeNet (weights=None); with branch3_kernel=5, the paper's 5x5 conv in each
+    Inception module's third branch, put back by hand."""
+    with torch.device(device):
+        model = tvm.googlenet(weights=None, aux_logits=aux_logits, init_weights=False)
+        if branch3_kernel != 3:
+            for module in model.modules():
+                if isinstance(module, Inception):
+                    reduce, conv = module.branch3[0].conv, module.branch3[1].conv
+                    module.branch3[1] = BasicConv2d(reduce.out_channels, conv.out_channels,
+                                                    kernel_size=branch3_kernel, padding=branch3_kernel // 2)
+    return model.eval()
+
+
+def video(name, device="meta"):
+    with torch.device(device):
+        return getattr(tvv, name)(weights=None).eval()
+
+
+def ir_state(net) -> dict[str, tuple[tuple[int, ...], str]]:
+    """state_dict key -> (shape, kind) of every parameter and buffer of the IR."""
+    return {f"{d['name']}.{p.name}" if p.name else d["name"]: (tuple(p.shape), p.kind)
+            for d in net.nodes() for p in d["params"]}
+
+
+def torch_state(model) -> dict[str, tuple[tuple[int, ...], str]]:
+    out = {k: (tuple(v.shape), "trainable" if v.requires_grad else "fixed") for k, v in model.named_parameters()}
+    out.update({k: (tuple(v.shape), "buffer") for k, v in model.named_buffers()})
+    return out
+
+
+def trainable(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def buffers(model) -> int:
+    return sum(b.numel() for b in model.buffers())
+
+
+def reference_macs(model, shape, train=False) -> int:
+    """FlopCounterMode's convolution and matrix-product FLOPs on a meta-device input, halved. In
+    training mode torchvision's GoogLeNet also runs its auxiliary classifiers (on a batch of two: batch
+    norm refuses to train on one value per channel)."""
+    batch = 2 if train else 1
+    model.train(train)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(batch, *shape, device="meta"))
+    finally:
+        model.eval()
+    counts = counter.get_flop_counts()["Global"]
+    flops = sum(n for op, n in counts.items() if str(op) in MATMUL_OPS)
+    assert flops % (2 * batch) == 0
+    return flops // (2 * batch)
+
+
+def module_output_shapes(model, shape, train=False) -> dict[str, tuple[int, ...]]:
+    """Output shape (without the batch) of every named module on its first call, on the meta device."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name):
+        def hook(module, args, out):  # returns None: the output is left alone
+            shapes.setdefault(name, tuple(out.shape[1:]))
+        return hook
+
+    hooks = [m.register_forward_hook(record(name)) for name, m in model.named_modules() if name]
+    model.train(train)
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2 if train else 1, *shape, device="meta"))
+    finally:
+        model.eval()
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def ir_output_shapes(net) -> dict[str, tuple[int, ...]]:
+    """Output shape of every node, and of every scope (the shape of its last node)."""
+    shapes = {name: net.type_of(name).shape for name in net.order}
+    for scope in net.scopes:
+        if scope:
+            last = [n for n in net.order if n.startswith(scope + ".")][-1]
+            shapes[scope] = net.type_of(last).shape
+    return shapes
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights, and random batch-norm statistics (so that a wrong epsilon or a missing norm shows)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen) * 0.9 + 0.1)
+            elif name.endswith("running_mean"):
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+            elif name.endswith(".weight") and t.dim() == 1:  # batch-norm scale
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            else:
+                fan_in = t[0].numel() if t.dim() > 1 else 1
+                t.copy_(torch.randn(t.shape, generator=gen) / fan_in ** 0.5)
+    return model
+
+
+def relative_error(a, b) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def generated(net, reference: nn.Module) -> nn.Module:
+    """cnndsl.to_torch(net), holding the reference's state_dict (strict), in eval mode."""
+    model = cnndsl.to_torch(net)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- every preset of these files
+
+
+@pytest.mark.parametrize("preset", MY_PRESETS)
+def test_preset_analyzes_and_compiles_without_warning(preset, ours):
+    net, totals = ours(preset)
+    assert totals["params"] > 0 and totals["macs"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        source = cnndsl.compile(net)
+    ast.parse(source)
+    assert "class " in source
+
+
+@pytest.mark.parametrize("preset", MY_PRESETS)
+def test_cli_check_accepts_the_preset(preset, capsys):
+    assert cli_main(["check", preset]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_zoo_lists_every_preset_with_a_description_citing_the_paper():
+    listed = {e.name: e for e in entries()}
+    cites = {"googlenet": "Szegedy et al. 2014", "alexnet_paper": "Krizhevsky et al. 2012", "m5": "Dai et al. 2017",
+             "m3": "Dai et al. 2017", "r3d_18": "Tran et al. 2018", "mc3_18": "Tran et al. 2018",
+             "r2plus1d_18": "Tran et al. 2018"}
+    for preset, citation in cites.items():
+        assert citation in listed[preset].description, preset
+        assert "\n" not in listed[preset].description
+    files = {listed[p].file for p in cites}
+    assert files == {"googlenet.cnn", "alexnet_paper.cnn", "m5.cnn", "r3d.cnn"}
+
+
+def test_files_open_with_a_comment_citing_the_paper():
+    from cnndsl.resources import architectures_dir
+
+    titles = {"googlenet.cnn": "Going Deeper with Convolutions",
+              "alexnet_paper.cnn": "ImageNet Classification with Deep Convolutional Neural Networks",
+              "m5.cnn": "Very Deep Convolutional Neural Networks for Raw Waveforms",
+              "r3d.cnn": "A Closer Look at Spatiotemporal Convolutions for Action Recognition"}
+    for name, title in titles.items():
+        text = (architectures_dir() / name).read_text(encoding="utf-8")
+        header = " ".join(line.lstrip("# ") for line in text.splitlines()[:4])
+        assert text.startswith("#") and title in header, name
+
+
+# ---------------------------------------------------------------- GoogLeNet against torchvision
+
+
+@pytest.mark.parametrize("aux_logits, params", [(True, GOOGLENET_PARAMS_AUX), (False, GOOGLENET_PARAMS)])
+def test_googlenet_parameters_and_buffers_are_torchvisions(aux_logits, params, ours):
+    _, totals = ours("googlenet", aux_logits=aux_logits)
+    model = googlenet(aux_logits)
+    assert totals["trainable_params"] == params == trainable(model)
+    assert totals["params"] == totals["trainable_params"] and totals["fixed_params"] == 0
+    assert totals["buffers"] == buffers(model)
+    if not aux_logits:
+        assert params == GOOGLENET_WEIGHTS.meta["num_params"]
+
+
+@pytest.mark.parametrize("aux_logits", [True, False])
+def test_googlenet_state_dict_names_and_shapes_are_torchvisions(aux_logits, ours):
+    net, _ = ours("googlenet", aux_logits=aux_logits)
+    model = googlenet(aux_logits)
+    mine = ir_state(net)
+    assert set(mine) == set(model.state_dict())
+    assert {k: s for k, (s, _) in mine.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert mine == torch_state(model)
+
+
+def test_googlenet_outputs_are_torchvisions_namedtuple_fields(ours):
+    net, _ = ours("googlenet")
+    # torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1), in training mode
+    assert list(net.outputs) == list(tvm.GoogLeNetOutputs._fields)
+    assert net.outputs["aux_logits1"].startswith("aux1.") and net.outputs["aux_logits2"].startswith("aux2.")
+    for name in net.outputs:
+        assert net.type_of(net.outputs[name]).shape == (1000,)
+    net, _ = ours("googlenet", aux_logits=False)
+    assert list(net.outputs) == ["logits"]
+    assert not any(n.startswith("aux") for n in net.order)
+
+
+def test_googlenet_macs_equal_flop_counter(ours):
+    # without the auxiliary classifiers: torchvision in eval mode (which skips them anyway)
+    _, totals = ours("googlenet", aux_logits=False)
+    assert totals["macs"] == reference_macs(googlenet(False), (3, 224, 224))
+    assert round(totals["macs"] / 1e9, 3) == GOOGLENET_WEIGHTS.meta["_ops"]
+    # with them: torchvision runs them in training mode only
+    _, totals = ours("googlenet")
+    assert totals["macs"] == reference_macs(googlenet(True), (3, 224, 224), train=True)
+
+
+def test_googlenet_every_module_has_torchvisions_output_shape(ours):
+    net, _ = ours("googlenet")
+    theirs = module_output_shapes(googlenet(True), (3, 224, 224), train=True)
+    mine = ir_output_shapes(net)
+    assert set(theirs) <= set(mine)  # every torchvision module is named in the IR
+    assert {k: mine[k] for k in theirs} == theirs
+    assert mine["maxpool4"] == (832, 7, 7) and mine["inception5b"] == (1024, 7, 7)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(height=st.integers(32, 320), width=st.integers(32, 320))
+def test_googlenet_any_resolution_matches_torchvision(height, width):
+    # ceil-mode pooling on odd sizes: shapes of every module and the MACs agree at any input size
+    net = cnndsl.load("googlenet", inputs={"x": f"3x{height}x{width}"})
+    totals = cnndsl.analyze(net)
+    model = googlenet(True)
+    theirs = module_output_shapes(model, (3, height, width), train=True)
+    mine = ir_output_shapes(net)
+    assert {k: mine[k] for k in theirs} == theirs
+    assert totals["macs"] == reference_macs(model, (3, height, width), train=True)
+
+
+def test_googlenet_paper_5x5_branch(ours):
+    # branch3_kernel=5 restores the paper's 5x5 conv (Table 1's "#5x5" column); compared with
+    # torchvision's model whose branch3 convs are replaced by 5x5 ones by hand
+    net, totals = ours("googlenet", aux_logits=False, branch3_kernel=5)
+    model = googlenet(False, branch3_kernel=5)
+    assert ir_state(net) == torch_state(model)
+    assert totals["trainable_params"] == trainable(model)
+    assert totals["macs"] == reference_macs(model, (3, 224, 224))
+    conv = net.node("inception3a.branch3.1.conv")["attrs"]
+    assert conv["kernel"] == (5, 5) and conv["padding"] == ((2, 2), (2, 2))
+
+
+def test_googlenet_batch_norm_and_pooling_settings_are_torchvisions(ours):
+    net, _ = ours("googlenet")
+    model = googlenet(True)
+    modules = dict(model.named_modules())
+    checked = 0
+    for data in net.nodes():
+        module = modules.get(data["name"])
+        if isinstance(module, nn.BatchNorm2d):
+            assert data["attrs"]["eps"] == module.eps == 0.001
+            checked += 1
+        elif isinstance(module, nn.MaxPool2d):
+            a = data["attrs"]
+            assert a["ceil_mode"] is module.ceil_mode is True
+            assert a["kernel"] == (module.kernel_size,) * 2 and a["stride"] == (module.stride,) * 2
+            assert a["pad"] == (module.padding,) * 2
+            checked += 1
+        elif isinstance(module, nn.Dropout):
+            assert data["attrs"]["p"] == module.p
+            checked += 1
+    assert checked == sum(isinstance(m, (nn.BatchNorm2d, nn.MaxPool2d, nn.Dropout)) for m in model.modules())
+
+
+def test_googlenet_generated_module_loads_torchvisions_weights_and_agrees(ours):
+    net, _ = ours("googlenet")
+    reference = randomize(googlenet(True, device="cpu"))
+    model = generated(net, reference)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+        expected = reference(x)
+    assert set(out) == {"logits", "aux_logits1", "aux_logits2"}
+    assert relative_error(out["logits"], expected) < 1e-5
+
+
+def test_googlenet_generated_aux_outputs_agree_in_training_mode(ours):
+    net, _ = ours("googlenet")
+    reference = randomize(googlenet(True, device="cpu"))
+    model = generated(net, reference)
+    x = torch.randn(2, 3, 160, 160, generator=torch.Generator().manual_seed(2))
+    reference.train()
+    model.train()
+    # dropout draws in the same order in both (aux1, aux2, then the head)
+    torch.manual_seed(3)
+    expected = reference(x)
+    torch.manual_seed(3)
+    out = model(x)
+    for field in tvm.GoogLeNetOutputs._fields:
+        assert relative_error(out[field], getattr(expected, field)) < 1e-5, field
+
+
+def test_googlenet_without_aux_loads_torchvisions_inference_weights(ours):
+    net, _ = ours("googlenet", aux_logits=False)
+    reference = randomize(googlenet(False, device="cpu"))
+    model = generated(net, reference)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
+
+
+# ---------------------------------------------------------------- AlexNet as published
+
+
+class PaperLRN(nn.Module):
+    """Krizhevsky et al. 2012, Section 3.3, Eq. (1), as printed: b_i = a_i / (k + alpha * sum_j a_j^2)^beta,
+    the sum over maps j from max(0, i - n/2) to min(N - 1, i + n/2); k = 2, n = 5, alpha = 1e-4, beta = 0.75."""
+
+    def __init__(self, n=5, k=2.0, alpha=1e-4, beta=0.75):
+        super().__init__()
+        self.n, self.k, self.alpha, self.beta = n, k, alpha, beta
+
+    def forward(self, a):
+        maps = a.shape[1]
+        square = a * a
+        out = []
+        for i in range(maps):
+            lo, hi = max(0, i - self.n // 2), min(maps - 1, i + self.n // 2)
+            out.append(a[:, i] / (self.k + self.alpha * square[:, lo:hi + 1].sum(1)) ** self.beta)
+        return torch.stack(out, 1)
+
+
+def alexnet_2012(groups=2, classes=1000) -> nn.Module:
+    """The network of the paper's Section 3 and Figure 2, written from the text: two GPUs' halves of the
+    kernels as groups=2 convs where "kernels ... are connected only to those kernel maps in the previous
+    layer which reside on the same GPU" (conv2, conv4, conv5), with Caffe's bvlc_alexnet layer names."""
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(3, 96, 11, stride=4)), ("relu1", nn.ReLU()), ("norm1", PaperLRN()),
+        ("pool1", nn.MaxPool2d(3, 2)),
+        ("conv2", nn.Conv2d(96, 256, 5, padding=2, groups=groups)), ("relu2", nn.ReLU()), ("norm2", PaperLRN()),
+        ("pool2", nn.MaxPool2d(3, 2)),
+        ("conv3", nn.Conv2d(256, 384, 3, padding=1)), ("relu3", nn.ReLU()),
+        ("conv4", nn.Conv2d(384, 384, 3, padding=1, groups=groups)), ("relu4", nn.ReLU()),
+        ("conv5", nn.Conv2d(384, 256, 3, padding=1, groups=groups)), ("relu5", nn.ReLU()),
+        ("pool5", nn.MaxPool2d(3, 2)), ("flatten", nn.Flatten()),
+        ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout()),
+        ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout()),
+        ("fc8", nn.Linear(4096, classes)),
+    ]))
+
+
+# The paper's layer shapes (Section 3.5): kernels of 11x11x3, 5x5x48, 3x3x256, 3x3x192, 3x3x192 and FC
+# layers of 4096, 4096, 1000 units, each with a bias per kernel or unit.
+ALEXNET_2012_PARAMS = {
+    "conv1": 96 * 11 * 11 * 3 + 96, "conv2": 256 * 5 * 5 * 48 + 256, "conv3": 384 * 3 * 3 * 256 + 384,
+    "conv4": 384 * 3 * 3 * 192 + 384, "conv5": 256 * 3 * 3 * 192 + 256,
+    "fc6": 4096 * 6 * 6 * 256 + 4096, "fc7": 4096 * 4096 + 4096, "fc8": 1000 * 4096 + 1000,
+}
+
+
+def test_alexnet_paper_parameters_per_layer(ours):
+    net, totals = ours("alexnet_paper")
+    per_layer = {name: sum(prod(p.shape) for p in net.node(name)["params"]) for name in ALEXNET_2012_PARAMS}
+    assert per_layer == ALEXNET_2012_PARAMS
+    assert sum(ALEXNET_2012_PARAMS.values()) == 60_965_224  # the paper: "60 million parameters"
+    assert totals["params"] == totals["trainable_params"] == 60_965_224 == trainable(alexnet_2012())
+    assert totals["buffers"] == 0
+
+
+def test_alexnet_paper_state_dict_is_the_hand_written_networks(ours):
+    net, _ = ours("alexnet_paper")
+    assert ir_state(net) == torch_state(alexnet_2012())
+
+
+def test_alexnet_paper_units_per_layer_match_the_paper(ours):
+    # Section 3.5: "the number of neurons in the network's remaining layers is given by
+    # 253,440-186,624-64,896-64,896-43,264-4096-4096-1000". The first figure does not fit the paper's
+    # own 55x55x96 first layer (Figure 2: 290,400); the others are conv2 .. fc8.
+    net, _ = ours("alexnet_paper")
+    units = {n: prod(net.type_of(n).shape) for n in ("conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+    assert list(units.values()) == [186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]
+    assert net.type_of("conv1").shape == (96, 55, 55)
+    assert net.type_of("x").shape == (3, 227, 227)
+    assert net.type_of("pool5").shape == (256, 6, 6)
+    # the streams: conv2, conv4, conv5 see half of the maps below them (5x5x48, 3x3x192, 3x3x192)
+    assert {n: net.node(n)["attrs"]["groups"] for n in ("conv1", "conv2", "conv3", "conv4", "conv5")} == \
+        {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+    # overlapping pooling (Section 3.4): s = 2, z = 3
+    for name in ("pool1", "pool2", "pool5"):
+        assert net.node(name)["attrs"]["kernel"] == (3, 3) and net.node(name)["attrs"]["stride"] == (2, 2)
+
+
+def test_alexnet_paper_macs_equal_flop_counter(ours):
+    _, totals = ours("alexnet_paper")
+    with torch.device("meta"):
+        model = alexnet_2012()
+    assert totals["macs"] == reference_macs(model, (3, 227, 227))
+
+
+def test_alexnet_paper_one_stream(ours):
+    # streams=1: the same layers on one device, no grouping (conv2/4/5 see every map)
+    net, totals = ours("alexnet_paper", streams=1)
+    with torch.device("meta"):
+        model = alexnet_2012(groups=1)
+    assert ir_state(net) == torch_state(model)
+    assert totals["macs"] == reference_macs(model, (3, 227, 227))
+
+
+def test_alexnet_paper_normalisation_is_the_papers_formula(ours):
+    net, _ = ours("alexnet_paper")
+    model = cnndsl.to_torch(net).eval()
+    # activations large enough for the normalisation to act (alpha * sum of squares near k)
+    a = torch.randn(2, 96, 7, 7, generator=torch.Generator().manual_seed(5)).abs() * 60
+    with torch.no_grad():
+        assert relative_error(model.norm1(a), PaperLRN()(a)) < 1e-5
+        assert relative_error(model.norm1(a), a / 2 ** 0.75) > 0.05  # and it does act
+
+
+def test_alexnet_paper_generated_module_equals_the_hand_written_network(ours):
+    net, _ = ours("alexnet_paper")
+    reference = randomize(alexnet_2012()).eval()
+    model = generated(net, reference)
+    x = torch.randn(2, 3, 227, 227, generator=torch.Generator().manual_seed(6)) * 20
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
+
+
+# ---------------------------------------------------------------- M5 and M3 (Dai et al. 2017)
+
+
+def tf_same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding (left, right): ceil(length / stride) outputs, the extra on the right."""
+    total = max((ceil(length / stride) - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
+class WaveformCNN(nn.Module):
+    """Dai et al. 2017, Table 1, written from the paper: [80/4, c0] then [3, c_i] convs, each followed by
+    batch norm, ReLU and a 4x max pool; global average pooling; a linear classifier. Convs pad as
+    TensorFlow's "same" (explicitly, left and right); `same=False` pads nothing (PyTorch's tutorial)."""
+
+    def __init__(self, channels=(128, 128, 256, 512), classes=10, stride=4, same=True):
+        super().__init__()
+        self.stride, self.same = stride, same
+        cin = 1
+        for i, c in enumerate(channels):
+            setattr(self, f"conv{i + 1}", nn.Conv1d(cin, c, 80 if i == 0 else 3, stride=stride if i == 0 else 1))
+            setattr(self, f"bn{i + 1}", nn.BatchNorm1d(c))
+            setattr(self, f"pool{i + 1}", nn.MaxPool1d(4))
+            cin = c
+        self.stages = len(channels)
+        self.fc1 = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        for i in range(1, self.stages + 1):
+            conv = getattr(self, f"conv{i}")
+            if self.same:
+                x = F.pad(x, tf_same_padding(x.shape[-1], conv.kernel_size[0], conv.stride[0]))
+            x = getattr(self, f"pool{i}")(F.relu(getattr(self, f"bn{i}")(conv(x))))
+        return self.fc1(x.mean(-1))
+
+
+# philipperemy/very-deep-convnets-raw-waveforms, the Keras reproduction of the paper, reports
+# "trainable params = 559,114" for M5 and 221,194 for M3 (10 classes, README.md); the paper's Table 1
+# rounds them to 0.5M and 0.2M.
+WAVEFORM = {"m5": ((128, 128, 256, 512), 559_114), "m3": ((256, 256), 221_194)}
+
+
+@pytest.mark.parametrize("preset", ["m5", "m3"])
+def test_waveform_cnn_parameters_are_the_papers(preset, ours):
+    channels, published = WAVEFORM[preset]
+    _, totals = ours(preset)
+    model = WaveformCNN(channels)
+    assert totals["trainable_params"] == trainable(model) == published
+    assert totals["buffers"] == buffers(model)
+
+
+@pytest.mark.parametrize("preset", ["m5", "m3"])
+def test_waveform_cnn_state_dict_and_macs_are_the_hand_written_networks(preset, ours):
+    net, totals = ours(preset)
+    channels, _ = WAVEFORM[preset]
+    assert ir_state(net) == torch_state(WaveformCNN(channels))
+    with torch.device("meta"):
+        assert totals["macs"] == reference_macs(WaveformCNN(channels), (1, 8000))
+
+
+def test_m5_reproduces_table_1_sizes_at_the_papers_input(ours):
+    # Table 1, M5 on 32000 samples: after each max pool 2000 x 128, 500 x 128, 125 x 256, 31 x 512
+    net, _ = ours("m5", inputs={"x": "1x32000"})
+    assert [net.type_of(f"pool{i}").shape for i in range(1, 5)] == [(128, 2000), (128, 500), (256, 125), (512, 31)]
+    assert net.type_of("conv1").shape == (128, 32000 // 4)
+    # and TensorFlow's "same" padding is what the file's symmetric padding computes, at both lengths
+    for length in (8000, 32000):
+        left, right = tf_same_padding(length, 80, 4)
+        assert left == right == net.node("conv1")["attrs"]["padding"][0][0]
+
+
+@pytest.mark.parametrize("preset", ["m5", "m3"])
+def test_waveform_cnn_generated_module_equals_the_hand_written_network(preset, ours):
+    net, _ = ours(preset)
+    reference = randomize(WaveformCNN(WAVEFORM[preset][0])).eval()
+    model = generated(net, reference)
+    x = torch.randn(3, 1, 8000, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
+
+
+def test_m5_settings_give_pytorchs_tutorial_m5(ours):
+    # PyTorch's speech-command tutorial (torchaudio): M5(n_input=1, n_output=35, stride=16, n_channel=32)
+    # has convs of 32, 32, 64, 64 channels without padding; it prints "Number of parameters: 26915".
+    net, totals = ours("m5", channels=[32, 32, 64, 64], stride=16, same_padding=False, num_classes=35)
+    reference = WaveformCNN((32, 32, 64, 64), classes=35, stride=16, same=False)
+    assert totals["trainable_params"] == trainable(reference) == 26_915
+    assert ir_state(net) == torch_state(reference)
+    model = generated(net, randomize(reference).eval())
+    x = torch.randn(2, 1, 8000, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
+
+
+@settings(max_examples=15, deadline=None)
+@given(length=st.integers(1024, 40000).map(lambda n: n - n % 4))
+def test_m5_any_length_multiple_of_the_stride(length):
+    # at any length that is a multiple of the first stride, shapes and MACs are the hand-written network's
+    net = cnndsl.load("m5", inputs={"x": f"1x{length}"})
+    totals = cnndsl.analyze(net)
+    with torch.device("meta"):
+        model = WaveformCNN()
+    assert totals["macs"] == reference_macs(model, (1, length))
+    assert net.type_of("pool1").shape == (128, ceil(length / 4) // 4)
+
+
+# ---------------------------------------------------------------- video ResNets against torchvision
+
+
+@pytest.mark.parametrize("preset", list(VIDEO))
+def test_video_resnet_parameters_and_buffers_are_torchvisions(preset, ours):
+    weights, published, _ = VIDEO[preset]
+    _, totals = ours(preset)
+    model = video(preset)
+    assert totals["trainable_params"] == published == trainable(model) == weights.meta["num_params"]
+    assert totals["params"] == totals["trainable_params"] and totals["fixed_params"] == 0
+    assert totals["buffers"] == buffers(model)
+
+
+@pytest.mark.parametrize("preset", list(VIDEO))
+def test_video_resnet_state_dict_names_and_shapes_are_torchvisions(preset, ours):
+    net, _ = ours(preset)
+    model = video(preset)
+    mine = ir_state(net)
+    assert set(mine) == set(model.state_dict())
+    assert {k: s for k, (s, _) in mine.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert mine == torch_state(model)
+
+
+@pytest.mark.parametrize("preset", list(VIDEO))
+def test_video_resnet_macs_equal_flop_counter(preset, ours):
+    net, totals = ours(preset)
+    assert net.type_of(net.inputs["x"]).shape == CLIP
+    assert totals["macs"] == reference_macs(video(preset), CLIP)
+    assert round(totals["macs"] / 1e9, 3) == VIDEO[preset][2]
+
+
+@pytest.mark.parametrize("preset", list(VIDEO))
+def test_video_resnet_every_module_has_torchvisions_output_shape(preset, ours):
+    net, _ = ours(preset)
+    theirs = module_output_shapes(video(preset), CLIP)
+    mine = ir_output_shapes(net)
+    assert set(theirs) <= set(mine)
+    assert {k: mine[k] for k in theirs} == theirs
+    assert net.type_of(net.outputs["logits"]).shape == (400,)
+
+
+def test_r3d_18_stem_and_strides_are_torchvisions(ours):
+    net, _ = ours("r3d_18")
+    stem = net.node("stem.0")["attrs"]
+    assert stem["kernel"] == (3, 7, 7) and stem["stride"] == (1, 2, 2) and stem["padding"] == ((1, 1), (3, 3), (3, 3))
+    # each later stage halves time, height and width in its first block
+    assert [net.type_of(f"layer{i}.0.relu").shape for i in range(1, 5)] == \
+        [(64, 16, 56, 56), (128, 8, 28, 28), (256, 4, 14, 14), (512, 2, 7, 7)]
+
+
+@pytest.mark.parametrize("preset", list(VIDEO))
+def test_video_resnet_generated_module_loads_torchvisions_weights_and_agrees(preset, ours):
+    # a short, small clip (the head pools globally): 4 frames of 32x32
+    net, _ = ours(preset, inputs={"x": "3x4x32x32"})
+    reference = randomize(video(preset, device="cpu"))
+    model = generated(net, reference)
+    x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
+
+
+@pytest.mark.slow
+def test_r3d_18_generated_module_agrees_at_full_resolution(ours):
+    net, _ = ours("r3d_18")
+    reference = randomize(video("r3d_18", device="cpu"))
+    model = generated(net, reference)
+    x = torch.randn(1, *CLIP, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        assert relative_error(model(x), reference(x)) < 1e-5
