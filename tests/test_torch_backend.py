@@ -28,7 +28,8 @@ What is checked, and against what:
 Known generator bugs are marked xfail(strict=True) with the reason, each on the smallest case that shows it (and
 KNOWN_BROKEN lists presets that fail today), so that a fix shows up as XPASS.
 
-Slow (marked): the real CPU build of models above 50M parameters, and their torchvision comparison. ViT-L/H (> 200M parameters) are checked on the meta device only (CNNDSL_TEST_HUGE=1).
+Slow (marked): the real CPU build of models above 50M parameters, and their torchvision comparison.
+ViT-L/H (> 200M parameters) are checked on the meta device only (CNNDSL_TEST_HUGE=1).
 """
 
 from __future__ import annotations
@@ -767,16 +768,6 @@ def xfail(reason: str):
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-BUG_CLASSIC_DILATION = ("ClassicConv (untied bias, table or pad_value) ignores `dilation`: the IR's shape is "
-                        "right, the module's is not (pytorch_ops.conv_module never passes it)")
-BUG_CLASSIC_GROUPS = ("ClassicConv ignores `groups`: bias=\"untied\" with groups=2 builds a dense "
-                      "out x in x k x k weight (IR: out x in/groups x k x k)")
-BUG_CLASSIC_SAME = ("ClassicConv gets only the left padding: pad=\"same\" with an even kernel (asymmetric "
-                    "padding) loses its right column and row")
-BUG_SUBSAMPLE_1D = "Subsample always calls F.avg_pool2d and views its weight as 1xCx1x1: 1D inputs fail"
-BUG_OPTIONS_AS_ARGS = ("module form of scaled_tanh / softmax renders its keyword options as positional "
-                       "tuples: ScaledTanh((\"a\", 1.0), (\"s\", 0.5)), nn.Softmax((\"dim\", -1)) - "
-                       "pytorch_ops passes options()/kw() as ctor's args instead of kwargs")
 
 # op -> [(case id, inputs, expression, marks)]; `test_every_op_has_a_case` fails when an op has none.
 OP_CASES: dict[str, list] = {
@@ -791,11 +782,9 @@ OP_CASES: dict[str, list] = {
         ("table", {"x": "3x8x8"}, "x -> conv(4, 3, table=[[0], [1, 2], [0, 2], [0, 1, 2]])", []),
         ("table_3d", {"x": "2x5x5x5"}, "x -> conv(3, 3, table=[[0], [1], [0, 1]], bias=false)", []),
         ("pad_value", {"x": "2x6x6"}, "x -> conv(3, 3, pad=1, pad_value=-1)", []),
-        ("untied_dilated", {"x": "2x9x9"}, 'x -> conv(3, 3, dilation=2, bias="untied")',
-         [xfail(BUG_CLASSIC_DILATION)]),
-        ("untied_groups", {"x": "4x9x9"}, 'x -> conv(4, 3, groups=2, bias="untied")', [xfail(BUG_CLASSIC_GROUPS)]),
-        ("table_same_even_kernel", {"x": "2x8x8"}, 'x -> conv(3, 2, pad="same", table=[[0], [1], [0, 1]])',
-         [xfail(BUG_CLASSIC_SAME)]),
+        ("untied_dilated", {"x": "2x9x9"}, 'x -> conv(3, 3, dilation=2, bias="untied")', []),
+        ("untied_groups", {"x": "4x9x9"}, 'x -> conv(4, 3, groups=2, bias="untied")', []),
+        ("table_same_even_kernel", {"x": "2x8x8"}, 'x -> conv(3, 2, pad="same", table=[[0], [1], [0, 1]])', []),
     ],
     "dwconv": [
         ("2d", {"x": "4x8x8"}, "x -> d: dwconv(3, pad=1, multiplier=2)", []),
@@ -830,7 +819,7 @@ OP_CASES: dict[str, list] = {
     "subsample": [
         ("2d", {"x": "6x8x8"}, "x -> s: subsample(2)", []),
         ("2d_stride", {"x": "3x9x9"}, "x -> subsample(3, stride=2)", []),
-        ("1d", {"x": "4x16"}, "x -> subsample(2)", [xfail(BUG_SUBSAMPLE_1D)]),
+        ("1d", {"x": "4x16"}, "x -> subsample(2)", []),
     ],
     "relu": [("inline", {"x": "3x4x4"}, "x -> relu", []), ("module", {"x": "5"}, "x -> r: relu", [])],
     "relu6": [("inline", {"x": "5"}, "x -> relu6", []), ("module", {"x": "5"}, "x -> r: relu6", [])],
@@ -838,8 +827,8 @@ OP_CASES: dict[str, list] = {
                    ("module", {"x": "3x4"}, "x -> r: leaky_relu(0.3)", [])],
     "tanh": [("inline", {"x": "5"}, "x -> tanh", []), ("module", {"x": "5"}, "x -> t: tanh", [])],
     "scaled_tanh": [("inline", {"x": "5"}, "x -> scaled_tanh", []),
-                    ("module", {"x": "5"}, "x -> t: scaled_tanh(a=1.0, s=0.5)", [xfail(BUG_OPTIONS_AS_ARGS)]),
-                    ("in_sequence", {"x": "5"}, "x -> s: [linear(4), scaled_tanh]", [xfail(BUG_OPTIONS_AS_ARGS)])],
+                    ("module", {"x": "5"}, "x -> t: scaled_tanh(a=1.0, s=0.5)", []),
+                    ("in_sequence", {"x": "5"}, "x -> s: [linear(4), scaled_tanh]", [])],
     "sigmoid": [("inline", {"x": "5"}, "x -> sigmoid", []), ("module", {"x": "5"}, "x -> s: sigmoid", [])],
     "hardsigmoid": [("inline", {"x": "5"}, "x -> hardsigmoid", []), ("module", {"x": "5"}, "x -> h: hardsigmoid", [])],
     "silu": [("inline", {"x": "5"}, "x -> silu", []), ("alias_module", {"x": "5"}, "x -> s: swish", [])],
@@ -847,7 +836,7 @@ OP_CASES: dict[str, list] = {
     "gelu": [("inline", {"x": "5"}, "x -> gelu", []), ("module", {"x": "tokens 3x4"}, "x -> g: gelu", [])],
     "softmax": [("inline_axis0", {"x": "3x4x5"}, "x -> softmax(axis=0)", []),
                 ("inline_last", {"x": "tokens 3x4"}, "x -> softmax", []),
-                ("module", {"x": "5"}, "x -> s: softmax", [xfail(BUG_OPTIONS_AS_ARGS)])],
+                ("module", {"x": "5"}, "x -> s: softmax", [])],
     "batchnorm": [
         ("vector", {"x": "5"}, "x -> batchnorm", []),
         ("1d", {"x": "3x7"}, "x -> b: batchnorm(eps=0.001, momentum=0.01)", []),
@@ -949,8 +938,6 @@ def op_case_ruff(tmp_path_factory):
 
 
 UNUSED_TORCH = "`torch` imported but unused"
-BUG_UNUSED_TORCH = ("`import torch` is emitted even when nothing in the file uses torch (a network of nn "
-                    "modules only): ruff F401")
 
 
 def test_op_sources_pass_ruff(op_case_ruff):
@@ -959,7 +946,6 @@ def test_op_sources_pass_ruff(op_case_ruff):
     assert not found, found
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_UNUSED_TORCH)
 def test_a_file_without_torch_calls_does_not_import_torch(op_case_ruff):
     assert not [d for d in op_case_ruff["conv__2d"] if d["code"] == "F401"]
 
