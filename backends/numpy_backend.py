@@ -24,6 +24,7 @@ import builtins
 import keyword
 import math
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,7 @@ class Ctx:
     out: TensorType
     args: list[str]  # the variables holding the inputs
     params: dict[str, str]  # parameter name relative to the node -> its state_dict key
+    weights: str = "w"  # the variable holding the weights dict in __call__
 
     @property
     def x(self) -> TensorType:
@@ -144,7 +146,7 @@ class Ctx:
 
     def w(self, name: str) -> str:
         """The expression of one of this node's weights."""
-        return f"w[{string(self.params[name])}]"
+        return f"{self.weights}[{string(self.params[name])}]"
 
     def w_or_none(self, name: str) -> str:
         return self.w(name) if name in self.params else "None"
@@ -164,7 +166,8 @@ class NumpyOp:
     """How one op becomes code. `call` gives a Call of kernels, or an inline expression (str).
     `kernels`: names in numpy_kernels.py the code uses (helpers they call come along).
     `inplace`: the kernel takes out= and may overwrite its first input; `augmented`: the inline
-    operator has an augmented form (`+=`). `identity`: inference returns the input itself.
+    operator has an augmented form (`+=`); `commutative`: any input may be the one overwritten.
+    `identity`: inference returns the input itself.
     `prepare`: (key, expression) pairs computed from the loaded weights, once, at load time.
     `ignored`: parameter names accepted by load_state_dict and never used (num_batches_tracked)."""
 
@@ -172,6 +175,7 @@ class NumpyOp:
     kernels: Callable[[Ctx], tuple[str, ...]] = field(default=lambda ctx: ())
     inplace: bool = False
     augmented: str | None = None
+    commutative: bool = False
     identity: bool = False
     prepare: Callable[[Ctx, str], list[tuple[str, str, str]]] | None = None
     ignored: tuple[str, ...] = ()
@@ -301,11 +305,11 @@ EMITTERS: dict[str, NumpyOp] = {
     "hardswish": activation("hardswish"),
     "gelu": activation("gelu"),
     "softmax": activation("softmax", lambda ctx: options([("axis", numpy_axis(ctx.attrs["axis"]), -1)])),
-    "flatten": NumpyOp(call=lambda ctx: f"{ctx.args[0]}.reshape(len({ctx.args[0]}), -1)"),
+    "flatten": NumpyOp(call=lambda ctx: f"{ctx.args[0]}.reshape({ctx.args[0]}.shape[0], -1)"),
     "linear": NumpyOp(call=lambda ctx: Call("linear", (ctx.args[0], ctx.w("weight"), *(
         [ctx.w("bias")] if "bias" in ctx.params else []))), kernels=uses("linear")),
-    "add": NumpyOp(call=lambda ctx: " + ".join(ctx.args), augmented="+"),
-    "mul": NumpyOp(call=mul_text, augmented="*"),
+    "add": NumpyOp(call=lambda ctx: " + ".join(ctx.args), augmented="+", commutative=True),
+    "mul": NumpyOp(call=mul_text, augmented="*", commutative=True),
     "concat": NumpyOp(call=lambda ctx: f"np.concatenate([{', '.join(ctx.args)}], axis={ctx.attrs['axis'] + 1})"),
     "slice": NumpyOp(call=slice_text),
     "channel_shuffle": NumpyOp(call=lambda ctx: Call("channel_shuffle", (ctx.args[0], literal(ctx.attrs["groups"]))),
@@ -436,10 +440,11 @@ class NumpyGenerator:
         for name in net.order:
             owner = net.node(name)["storage"]
             self.storage_end[owner] = max(self.storage_end.get(owner, -1), self.last_use[name])
-        self.reserved = (set(keyword.kwlist) | set(dir(builtins)) | {"self", "w", "np", "math"}
-                         | set(self.kernels.definitions) | set(self.kernels.imports) | {self.class_name})
-        self.call_names = (set(keyword.kwlist) | {"self", "w", "np", "math", "len"} | set(self.kernels.definitions)
-                           | set(self.kernels.imports) | {self.class_name})  # what __call__'s body refers to
+        # what __call__'s body refers to besides its variables; the inputs keep their names unless they clash
+        self.call_names = (set(keyword.kwlist) | {"self", "np", "math"} | set(self.kernels.definitions)
+                           | set(self.kernels.imports) | {self.class_name})
+        self.weights_var = next(v for v in ("w", "weights", "w_", "weights_") if v not in net.inputs)
+        self.reserved = set(dir(builtins)) | self.call_names | {self.weights_var}
         self.used_kernels: set[str] = set()
         self.prepared: list[tuple[str, str, str]] = []
         self.tables: dict[str, tuple] = {}
@@ -464,7 +469,8 @@ class NumpyGenerator:
     def _ctx(self, name: str, args: list[str]) -> Ctx:
         data = self.net.node(name)
         params = {p.name: (f"{name}.{p.name}" if p.name else name) for p in data["params"]}
-        return Ctx(name, data["attrs"], [self.net.type_of(i) for i in data["inputs"]], data["type"], args, params)
+        return Ctx(name, data["attrs"], [self.net.type_of(i) for i in data["inputs"]], data["type"], args, params,
+                   self.weights_var)
 
     # ------------------------------------------------------------ __call__
 
@@ -516,7 +522,7 @@ class NumpyGenerator:
                 self._fresh(pname, set(params) | self.call_names)
             params.append(v)
             env.bind(v, node)
-        lines = ["w = self._weights()"]
+        lines = [f"{self.weights_var} = self._weights()"]
         for pname, node in net.inputs.items():
             shape = literal(net.type_of(node).shape)
             lines.append(f"{env.var[node]} = self._input({string(pname)}, {env.var[node]}, {shape})")
@@ -540,7 +546,7 @@ class NumpyGenerator:
             lines.append(f"return np.ascontiguousarray({env.var[next(iter(outs.values()))]})")
         else:
             items = ", ".join(f"{string(k)}: np.ascontiguousarray({env.var[v]})" for k, v in outs.items())
-            lines.append(f"return {{{items}}}")
+            lines += wrap(f"return {{{items}}}", "", len(INDENT))
         return params, lines
 
     def _busy(self, env: Names, i: int) -> set[str]:
@@ -570,7 +576,8 @@ class NumpyGenerator:
         busy = self._busy(env, i)
         shape = str(data["type"])
         if emitter.identity:
-            what = f"{_comment(name)}: {data['op']}, the identity at inference"
+            what = _comment(name if self._local(name) == data["op"] else f"{name} ({data['op']})")
+            what += ": the identity at inference"
             if dies:
                 env.alias(name, src)
                 return [f"# {what}"]
@@ -578,9 +585,14 @@ class NumpyGenerator:
             env.bind(v, name)
             return [f"{v} = {args[0]}  # {what}"]
         choice = hint.get(name)
+        if choice is None and emitter.commutative:  # `x + y` in a block: y, made in the block, goes on
+            block = self._block_scope(data["scope"])
+            made = [a for a, s in zip(args, data["inputs"]) if self.last_use[s] == i
+                    and self._block_scope(self.net.node(s)["scope"]).startswith(block)]
+            choice = made[0] if made else None
         if choice is None and dies:
             choice = args[0]  # the chain goes on in the same variable
-        v = self._fresh(choice or self._local(name), busy - set(renames))
+        v = self._fresh(choice or self._fallback_name(name), busy - set(renames))
         lines = []
         if v in renames:  # `x = y`: the block's input takes the block's name, the chain keeps y
             pname, node = renames[v]
@@ -596,6 +608,12 @@ class NumpyGenerator:
             self.prepared.extend(emitter.prepare(ctx, "arrays"))
             if data["attrs"].get("table") is not None:
                 self.tables[table_constant(ctx)] = (name, data["attrs"]["table"])
+        if emitter.commutative and v in args[1:]:  # `y = x + y` -> `y += x` when y's array is free
+            j = args.index(v)
+            if self._inplace_ok(name, data["inputs"][j]):
+                order = [j, *(k for k in range(len(args)) if k != j)]
+                ctx.args, ctx.inputs = [args[k] for k in order], [ctx.inputs[k] for k in order]
+                args, src = ctx.args, data["inputs"][j]
         inplace = v == args[0] and self._inplace_ok(name, src)
         expr = emitter.call(ctx)
         env.bind(v, name)
@@ -628,6 +646,17 @@ class NumpyGenerator:
             while scope and scope not in self.net.scopes:
                 scope = scope.rpartition(".")[0] if "." in scope else ""
         return scope
+
+    def _fallback_name(self, name: str) -> str:
+        """A name for a value the .cnn file does not name, starting a new chain: the label of the
+        innermost enclosing block or sequence that has a word for a label (`branch2` for
+        inception3a.branch2.0.conv), else its own (`conv`)."""
+        parts = name.split(".")[:-1]
+        while parts:
+            if IDENTIFIER.fullmatch(parts[-1]) and parts[-1] not in self.reserved:
+                return parts[-1]
+            parts.pop()
+        return self._local(name)
 
     @staticmethod
     def _local(name: str) -> str:
@@ -745,8 +774,14 @@ class NumpyGenerator:
             "        return x",
             "",
             f"    def __call__(self, {', '.join(params)}):",
-            f'        """{_doc_text(returns)} for {_doc_text(ins)}; float32, batch first."""',
         ]
+        doc = f"{returns} for {ins}; float32, batch first."
+        renamed = [f"the input {k} is the argument {p}" for k, p in zip(net.inputs, params) if k != p]
+        if renamed:
+            doc += f" ({'; '.join(renamed)}: its name is taken)"
+        doc_lines = textwrap.wrap(_doc_text(doc), WIDTH - len(INDENT) - 6, break_long_words=False)
+        out += [INDENT + '"""' + "\n".join(doc_lines) + '"""'] if len(doc_lines) == 1 else \
+            [INDENT + '"""' + doc_lines[0], *(INDENT + line for line in doc_lines[1:]), INDENT + '"""']
         out += [(INDENT + line if line else "") for line in body]
         return "\n".join(out)
 

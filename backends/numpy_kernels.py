@@ -12,7 +12,8 @@ Conventions:
 - kernels that accept `out=` write their result there (the generator passes the input itself when the
   network no longer needs it, so the step allocates nothing);
 - no Python loop runs over pixels, channels or samples: windows are strided views
-  (`sliding_window_view`), and a convolution is one matrix product per group (np.matmul over groups).
+  (`sliding_window_view`); a convolution copies them once into a patch matrix and makes one matrix
+  product per group (np.matmul over groups); pooling reduces them one kernel tap at a time.
 
 Ops whose inference is one obvious NumPy expression are emitted inline by the generator rather than
 called here: add and mul (`a + b`, `a * b`), concat (`np.concatenate`), slice (indexing), flatten
@@ -331,11 +332,9 @@ ERFC_COEFFICIENTS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.1862880
                      1.48851587, -0.82215223, 0.17087277)
 
 
-def erfc(x):
-    """The complementary error function (NumPy has none), in x's precision: Press et al.'s Chebyshev fit,
-    relative error below 1.2e-7 everywhere in float64. erfc(|x|) = t exp(-x^2 + P(t)), t = 1 / (1 + |x| / 2),
-    P evaluated by Horner's rule in place; erfc(-z) = 2 - erfc(z)."""
-    z = np.abs(x)
+def _erfc_of_positive(z):
+    """erfc(z) for z >= 0 (Press et al.'s Chebyshev fit), using z's buffer as scratch space:
+    erfc(z) = t exp(-z^2 + P(t)) with t = 1 / (1 + z / 2), P evaluated by Horner's rule in place."""
     t = 0.5 * z
     t += 1
     np.reciprocal(t, out=t)
@@ -347,21 +346,33 @@ def erfc(x):
     tail -= z
     np.exp(tail, out=tail)
     tail *= t
-    np.subtract(2, tail, out=tail, where=x < 0)
     return tail
 
 
-def gelu(x):
-    """x * Phi(x) with the exact normal CDF, Phi(x) = erfc(-x / sqrt(2)) / 2 (nn.GELU's default)."""
-    y = erfc(x * np.asarray(-1 / math.sqrt(2), dtype=x.dtype))
-    y *= 0.5
-    y *= x
+def erfc(x):
+    """The complementary error function (NumPy has none), in x's precision: relative error below 1.2e-7
+    everywhere in float64; erfc(-z) = 2 - erfc(z)."""
+    y = _erfc_of_positive(np.abs(x))
+    np.subtract(2, y, out=y, where=x < 0)
     return y
+
+
+def gelu(x):
+    """x * Phi(x) with the exact normal CDF (nn.GELU's default): Phi(-|x|) = erfc(|x| / sqrt(2)) / 2, and
+    Phi(x) = 1 - Phi(-x)."""
+    z = np.abs(x)
+    z *= 1 / math.sqrt(2)
+    phi = _erfc_of_positive(z)
+    phi *= 0.5
+    np.subtract(1, phi, out=phi, where=x >= 0)
+    phi *= x
+    return phi
 
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along a NumPy axis, shifted by the maximum so that exp never overflows."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = x - x.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 

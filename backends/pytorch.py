@@ -28,7 +28,9 @@ from cnndsl.ir import Network, Scope
 from cnndsl.passes import analyze, op_call
 from cnndsl.values import describe
 
-from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
+from .pytorch_ops import EMITTERS, INPLACE_ACTIVATIONS, Call, Code, Ctx, render, same
+
+SAFE_PRODUCERS = {"conv", "dwconv", "batchnorm", "linear", "add"}  # their backward needs no output
 
 RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -279,7 +281,19 @@ class TorchGenerator:
 
     def _ctx(self, name: str) -> Ctx:
         call = op_call(self.net, name)
-        return Ctx(call.attrs, call.inputs, call.out, name)
+        inplace = self.net.node(name)["op"] in INPLACE_ACTIVATIONS and self._inplace_ok(name)
+        return Ctx(call.attrs, call.inputs, call.out, name, inplace)
+
+    def _inplace_ok(self, name: str) -> bool:
+        """May this op overwrite its first input? Only when nothing else reads it (not a network input,
+        output or view) and its producer does not keep its output for backward (conv, batch norm,
+        linear and sums do not), as torchvision's inplace=True layers assume."""
+        data = self.net.node(name)
+        src = data["inputs"][0]
+        if data["inputs"].count(src) > 1 or self.consumers[src] != [name] or src in self.net.outputs.values():
+            return False
+        producer = self.net.node(src)
+        return producer["kind"] == "op" and producer["op"] in SAFE_PRODUCERS
 
     def _node_mode(self, name: str, in_sequential: bool = False) -> str:
         data = self.net.node(name)
@@ -424,6 +438,10 @@ class TorchGenerator:
                 names.append(choice)
             target = ", ".join(names)
             text = f"{target} = {st.render(args)}"
+            node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph else None
+            if (node and self.net.node(node).get("op") == "add" and len(args) == 2 and target == args[0]
+                    and self._inplace_ok(node)):
+                text = f"{target} += {args[1]}"  # as torchvision's `out += identity`
             lines.append(text + (f"  # {st.comment}" if st.comment else ""))
         if scope.name == "" and len(outputs) > 1:
             items = ", ".join(f'"{k}": {var[v]}' for k, v in self.net.outputs.items())

@@ -43,6 +43,7 @@ class Ctx:
     inputs: list[TensorType]
     out: TensorType
     name: str = ""
+    inplace: bool = False  # the generator proved the input dead and not needed for backward
 
     @property
     def x(self) -> TensorType:
@@ -161,9 +162,17 @@ ACTIVATION_CALLS = {
 }
 
 
+INPLACE_ACTIVATIONS = {"relu", "relu6", "leaky_relu"}  # as torchvision writes them (inplace=True)
+
+
 def activation(name: str) -> TorchOp:
-    return TorchOp(module=lambda ctx: ctor(ACTIVATION_MODULES[name]),
-                   call=lambda ctx, a: f"{ACTIVATION_CALLS[name]}({a[0]})")
+    def module(ctx: Ctx) -> Call:
+        return ctor(ACTIVATION_MODULES[name], (), options({"inplace": False}, inplace=ctx.inplace))
+
+    def call(ctx: Ctx, a: list[str]) -> str:
+        return f"{ACTIVATION_CALLS[name]}({a[0]}{', inplace=True' if ctx.inplace else ''})"
+
+    return TorchOp(module=module, call=call)
 
 
 def torch_axis(axis: int) -> int:
@@ -208,8 +217,10 @@ EMITTERS: dict[str, TorchOp] = {
                                 helpers=("StochasticDepth",)),
     "identity": TorchOp(module=lambda ctx: ctor("nn.Identity"), call=lambda ctx, a: a[0]),
     **{name: activation(name) for name in ACTIVATION_MODULES},
-    "leaky_relu": TorchOp(module=lambda ctx: ctor("nn.LeakyReLU", (ctx.attrs["slope"],)),
-                          call=lambda ctx, a: f"F.leaky_relu({a[0]}, {render(ctx.attrs['slope'])})"),
+    "leaky_relu": TorchOp(module=lambda ctx: ctor("nn.LeakyReLU", (ctx.attrs["slope"],),
+                                                  options({"inplace": False}, inplace=ctx.inplace)),
+                          call=lambda ctx, a: f"F.leaky_relu({a[0]}, {render(ctx.attrs['slope'])}"
+                                              f"{', inplace=True' if ctx.inplace else ''})"),
     "scaled_tanh": TorchOp(module=lambda ctx: ctor("ScaledTanh", (), options({"a": 1.7159, "s": 2 / 3},
                                                                              a=ctx.attrs["a"], s=ctx.attrs["s"])),
                            call=lambda ctx, a: f"{render(ctx.attrs['a'])} * torch.tanh({render(ctx.attrs['s'])} * {a[0]})",
