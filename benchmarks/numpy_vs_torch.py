@@ -4,12 +4,13 @@
     python benchmarks/numpy_vs_torch.py --repeat 9 --batch 8 --models resnet50
     python benchmarks/numpy_vs_torch.py --breakdown        # and the NumPy time per kernel
     python benchmarks/numpy_vs_torch.py --quick            # small inputs (3x64x64), 2 rounds: a smoke test
+    python benchmarks/numpy_vs_torch.py --threads 1         # one thread each: steadier on a busy machine
 
 What is measured, for each network (ViT-B/16 only when architectures/ has it):
 1. The model: `cnndsl.load(name)` at its own input size; the PyTorch side is `cnndsl.to_torch(net)` in eval
    mode under torch.no_grad(); the NumPy side is the file `cnndsl compile NAME --backend numpy` writes,
    imported from a temporary folder as a user would, with the PyTorch model's state_dict loaded.
-2. Threads: 2 for each. torch.set_num_threads(2); for NumPy's BLAS (OpenBLAS, MKL...) the thread count is
+2. Threads: 2 for each (--threads N). torch.set_num_threads(2); for NumPy's BLAS (OpenBLAS, MKL...) the count is
    read from OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS when numpy is first imported, so the
    script re-executes itself with those set before anything imports numpy.
 3. Timing: one warm-up call each, then --repeat rounds; each round times one call of each, alternating
@@ -21,7 +22,10 @@ What is measured, for each network (ViT-B/16 only when architectures/ has it):
 5. Agreement: the two outputs' relative error (max |numpy - torch| / max |torch|), as a sanity check.
 
 The target of the NumPy backend's issue: a ratio of at most 2.0 on ResNet-50. On a shared machine,
-compare ratios from the same run (interleaving cancels most of the drift), not absolute times.
+compare ratios from the same run (interleaving cancels most of the drift), not absolute times. With
+2 threads, both sides' worker threads wait for cores that other jobs hold, and the times swing by 2-5x;
+ViT suffers most on the NumPy side, whose attention makes 2 x 96 small BLAS calls per layer (one per
+sample and head, np.matmul's loop over the stack), each a hand-off between OpenBLAS threads.
 """
 
 from __future__ import annotations
@@ -29,7 +33,18 @@ from __future__ import annotations
 import os
 import sys
 
-THREADS = "2"
+
+def _threads(argv: list[str]) -> str:
+    """--threads N (or --threads=N), read before numpy is imported; 2 by default."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "2"
+
+
+THREADS = _threads(sys.argv)
 _ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 if __name__ == "__main__" and any(os.environ.get(k) != THREADS for k in _ENV) and "numpy" not in sys.modules:
     os.environ.update({k: THREADS for k in _ENV})
@@ -151,6 +166,7 @@ def main() -> int:
     p.add_argument("--input", help="override the input shape, e.g. 3x64x64")
     p.add_argument("--breakdown", action="store_true", help="also time the NumPy model kernel by kernel")
     p.add_argument("--quick", action="store_true", help="3x64x64 inputs (3x32x32 for ViT), 2 rounds")
+    p.add_argument("--threads", default=THREADS, help="threads for each side (default 2)")
     p.add_argument("--json", metavar="FILE", help="write the measurements here")
     args = p.parse_args()
     if args.quick:
