@@ -29,7 +29,7 @@ from torchvision.models.vision_transformer import MLPBlock
 
 import cnndsl
 from cnndsl.ir import lint_ir
-from cnndsl.ops import ALIASES, REGISTRY, OpError
+from cnndsl.ops import ALIASES, REGISTRY
 from cnndsl.passes.receptive import ReceptiveField
 
 torch.manual_seed(0)

@@ -37,13 +37,15 @@ def zoo():
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    import torch
+
+    return torch
 
 
 @pytest.fixture(scope="module")
 def torchvision_model(torch):
     """torchvision.models.X(weights=None, **kwargs), built once per module on the meta device."""
-    models = pytest.importorskip("torchvision.models")
+    import torchvision.models as models
     cache = {}
 
     def get(name, **kwargs):

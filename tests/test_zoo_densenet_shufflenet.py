@@ -16,8 +16,8 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
-tvm = pytest.importorskip("torchvision.models")
+import torch
+import torchvision.models as tvm
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

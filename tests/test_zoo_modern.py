@@ -14,8 +14,8 @@ import textwrap
 
 import pytest
 
-torch = pytest.importorskip("torch")
-tvm = pytest.importorskip("torchvision.models")
+import torch
+import torchvision.models as tvm
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -191,7 +191,7 @@ def test_resnet50_macs_are_fvcores_figure(ours):
 
 
 def test_resnet50_macs_equal_fvcore_when_installed(tv, ours):
-    fvcore_nn = pytest.importorskip("fvcore.nn")
+    import fvcore.nn as fvcore_nn
     analysis = fvcore_nn.FlopCountAnalysis(tv("resnet50"), torch.zeros(1, 3, 224, 224))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
