@@ -66,7 +66,7 @@ def _rf_text(rf, merged: bool = False) -> str:
     if rf == GLOBAL:
         return "global"
     text = "x".join(map(str, rf.size)) + " /" + "x".join(map(str, rf.stride))
-    return text + ("*" if merged else "") + ("~" if not rf.exact else "")
+    return text + ("*" if merged else "") + ("~" if not rf.exact else "") + (" g" if rf.global_gate else "")
 
 
 def last_spatial_fields(net: Network) -> dict[str, object]:
@@ -131,11 +131,15 @@ def table(net: Network, totals: dict, depth: int) -> str:
         if isinstance(rf, ReceptiveField):
             note = " (largest of merged paths)" if rf.merged else ""
             note += " (approximate: uneven adaptive pooling)" if not rf.exact else ""
+            note += " (conv path; global gates upstream also let it see the whole input)" if rf.global_gate else ""
             lines.append(f"receptive field   {name}: {'x'.join(map(str, rf.size))}, stride "
                          f"{'x'.join(map(str, rf.stride))}, padding {'x'.join(map(str, rf.padding))}{note}")
         else:
             lines.append(f"receptive field   {name}: {rf or 'none'}")
-    lines.append("RF column: size /effective stride; * = largest of merged paths; global = sees the whole input")
+    legend = "RF column: size /effective stride; * = largest of merged paths; global = sees the whole input"
+    if any(isinstance(d["rf"], ReceptiveField) and d["rf"].global_gate for d in net.nodes()):
+        legend += "; g = a global gate (squeeze-excitation) upstream also lets it see the whole input"
+    lines.append(legend)
     return "\n".join(lines)
 
 
@@ -193,11 +197,13 @@ def csv_text(net: Network, totals: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "op", "inputs", "shape", "params", "buffers", "macs", "flops", "bytes", "rf_size",
-                "rf_stride", "rf_padding"])
+                "rf_stride", "rf_padding", "rf_global_gate"])
     for data in net.nodes():
         rf = data["rf"]
-        cells = (["global"] * 3 if rf == GLOBAL else
-                 ["x".join(map(str, v)) for v in (rf.size, rf.stride, rf.padding)] if rf else [""] * 3)
-        w.writerow([data["name"], data["op"] or "input", " ".join(data["inputs"]), "x".join(map(str, data["type"].shape)),
-                    param_count(data), param_count(data, ("buffer",)), data["macs"], data["flops"], data["bytes"], *cells])
+        cells = (["global"] * 3 + [""] if rf == GLOBAL else
+                 ["x".join(map(str, v)) for v in (rf.size, rf.stride, rf.padding)] + [str(rf.global_gate).lower()]
+                 if rf else [""] * 4)
+        shape = "x".join(map(str, data["type"].shape))
+        w.writerow([data["name"], data["op"] or "input", " ".join(data["inputs"]), shape, param_count(data),
+                    param_count(data, ("buffer",)), data["macs"], data["flops"], data["bytes"], *cells])
     return buf.getvalue()

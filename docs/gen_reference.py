@@ -152,7 +152,8 @@ NOTES: dict[str, dict[str, str]] = {
         "params": "`fc1.weight` squeeze x C x 1 x 1, `fc1.bias` squeeze, `fc2.weight` C x squeeze x 1 x 1, "
                   "`fc2.bias` C",
         "macs": "2 x C x squeeze (the two 1x1 convs on the pooled vector)",
-        "rf": "global (the scale comes from the whole map)",
+        "rf": "a gate: each position keeps its input's field, marked `global_gate` (g in the table) because "
+              "the scale comes from the whole map; convs after it go on growing the conv path's field",
     },
     "mlp": {
         "inputs": "a flat vector F, or a token sequence NxD (applied to each token)",
@@ -415,7 +416,8 @@ def _rf_text(rf) -> str:
     if rf == GLOBAL:
         return "global"
     text = f"{dims(rf.size)}, stride {dims(rf.stride)}, padding {dims(rf.padding)}"
-    return text + (" (approximate)" if not rf.exact else "") + (" (merged)" if rf.merged else "")
+    return (text + (" (approximate)" if not rf.exact else "") + (" (merged)" if rf.merged else "")
+            + (" (and the whole input, through the gate)" if rf.global_gate else ""))
 
 
 def _example_text(found) -> str:
@@ -432,13 +434,13 @@ def _example_text(found) -> str:
             parts.append(f"{what} {listed} ({sum(p.numel for p in params):,} in all)")
     parts.append(f"{data['macs']:,} MACs, {data['flops']:,} FLOPs")
     rf = data["rf"]
-    if rf == GLOBAL or (rf is not None and set(rf.size) | set(rf.stride) != {1}):
+    if rf == GLOBAL or (rf is not None and (set(rf.size) | set(rf.stride) != {1} or rf.global_gate)):
         parts.append(f"receptive field {_rf_text(rf)}")
     return "; ".join(parts) + "."
 
 
 def _rf_words(spec, found) -> str:
-    from cnndsl.ops import GLOBAL, POINTWISE, Window
+    from cnndsl.ops import GATED, GLOBAL, POINTWISE, Window
 
     note = _note(spec, "rf")
     if note:
@@ -455,6 +457,9 @@ def _rf_words(spec, found) -> str:
         return "pointwise: the field passes through unchanged"
     if rule == GLOBAL:
         return "global"
+    if rule == GATED:
+        return ("a gate: each position keeps its input's field (the conv path goes on growing) and is marked as "
+                "also seeing the whole input, through the scale computed from every position")
     if isinstance(rule, Window):
         return "a window (kernel, stride, dilation, padding)"
     return "see the op's rule"

@@ -636,7 +636,12 @@ def test_se_matches_torchvision_squeeze_excitation(tmp_path):
     assert {p.name: p.shape for p in node["params"]} == {k: tuple(v.shape) for k, v in se.state_dict().items()}
     assert params_of(node) == numel(se) == 2 * c * c // r + c // r + c
     assert node["macs"] == 2 * c * (c // r) == torch_macs(se, torch.randn(1, c, 14, 14))
-    assert node["type"].shape == (c, 14, 14) and node["rf"] == "global"
+    assert node["type"].shape == (c, 14, 14)
+    # a gate: each position keeps its own 1x1 field, marked as also seeing the whole map
+    assert node["rf"] == ReceptiveField((1, 1), (1, 1), (0, 0), global_gate=True)
+    x = torch.randn(1, c, 14, 14, requires_grad=True)
+    se(x)[0, :, 3, 4].sum().backward()
+    assert bool((x.grad[0].abs().sum(0) != 0).all())  # every position reaches the output through the scale
 
 
 def test_se_on_1d_maps_uses_kernel_one_convs(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import conv, elementwise, pool, tensor, transformer
-from .spec import GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Window
+from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Window
 
 REGISTRY: dict[str, OpSpec] = {}
 ALIASES: dict[str, str] = {}
@@ -32,4 +32,4 @@ def all_names() -> list[str]:
 
 
 __all__ = ["REGISTRY", "ALIASES", "lookup", "all_names", "register", "OpSpec", "OpCall", "OpError", "Arg",
-           "Param", "Window", "POINTWISE", "GLOBAL"]
+           "Param", "Window", "POINTWISE", "GLOBAL", "GATED"]

@@ -69,6 +69,7 @@ class Window:
 
 POINTWISE = "pointwise"  # each output position sees the same positions as its input(s)
 GLOBAL = "global"  # each output sees every input position
+GATED = "gated"  # each output is its own input position scaled by a gate computed from every position
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..types import TensorType
 from .conv import spatial_input
-from .spec import GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, boolean, choice, integer, number, optional
+from .spec import (GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, boolean, choice, integer, number,
+                   optional)
 
 
 def flatten_shape(call: OpCall) -> TensorType:
@@ -175,7 +176,7 @@ se = OpSpec(
     shape=lambda c: (spatial_input(c, "se"), c.x)[1], params=se_params, macs=se_macs,
     flops=lambda c: 2 * se_macs(c) + c.x.channels + c.attrs["squeeze"] + 2 * c.x.numel,
     flops_doc="2 per MAC, the biases, one per input element to pool and one to scale",
-    rf=lambda c: GLOBAL, category="composite",
+    rf=lambda c: GATED, category="composite",
 )
 
 

@@ -8,7 +8,10 @@ Networks", Distill 2019. For a window op with kernel k, stride s, dilation d and
 
 Where paths merge (add, concat, mul) with unequal fields, the largest is kept per axis and the node is
 marked `merged`. After a global op (global pooling, a fully connected layer on a flattened map,
-attention, squeeze-excitation's channel scale) the field is "global". Nodes without spatial axes report
+attention) the field is "global". A gate (squeeze-excitation's channel scale, rule GATED) makes every
+output depend on the whole input too, but keeps each position's own window: the field goes on growing
+along the conv path and is marked `global_gate`, so EfficientNet's last feature map still reports the
+field papers quote, flagged as also seeing the whole image. Nodes without spatial axes report
 no field (None) until a global op, though the pass tracks their source grid internally (flatten, token
 sequences after a patch embedding).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..ir import Network
-from ..ops import GLOBAL, POINTWISE, Window, lookup
+from ..ops import GATED, GLOBAL, POINTWISE, Window, lookup
 from . import op_call
 
 
@@ -29,9 +32,11 @@ class ReceptiveField:
     padding: tuple[int, ...]
     merged: bool = False  # paths with unequal fields meet at this node; the largest is reported
     exact: bool = True  # False after adaptive pooling with uneven windows
+    global_gate: bool = False  # a gate upstream scales this position by a value computed from every position
 
     def as_dict(self) -> dict:
-        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding)}
+        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding),
+                "global_gate": self.global_gate}
 
 
 def merge(fields: list) -> object:
@@ -51,7 +56,7 @@ def merge(fields: list) -> object:
     unequal = any((f.size, f.stride, f.padding) != (known[0].size, known[0].stride, known[0].padding) for f in known)
     return ReceptiveField(
         tuple(widest), tuple(p.stride[a] for a, p in enumerate(pick)), tuple(p.padding[a] for a, p in enumerate(pick)),
-        merged=unequal, exact=all(f.exact for f in known))
+        merged=unequal, exact=all(f.exact for f in known), global_gate=any(f.global_gate for f in known))
 
 
 def step(field: ReceptiveField, w: Window) -> ReceptiveField:
@@ -59,7 +64,7 @@ def step(field: ReceptiveField, w: Window) -> ReceptiveField:
         size=tuple(s + d * (k - 1) * j for s, k, d, j in zip(field.size, w.kernel, w.dilation, field.stride)),
         stride=tuple(j * s for j, s in zip(field.stride, w.stride)),
         padding=tuple(p + q * j for p, q, j in zip(field.padding, w.padding, field.stride)),
-        exact=field.exact and w.exact)
+        exact=field.exact and w.exact, global_gate=field.global_gate)
 
 
 def run(net: Network) -> None:
@@ -79,6 +84,8 @@ def run(net: Network) -> None:
                     state[name] = step(ReceptiveField((1,) * n, (1,) * n, (0,) * n), rule)
             elif rule == POINTWISE:
                 state[name] = incoming
+            elif rule == GATED:
+                state[name] = replace(incoming, global_gate=True)
             elif rule == GLOBAL:
                 state[name] = GLOBAL
             else:
