@@ -4,7 +4,7 @@
     totals = cnndsl.analyze(net)           # params, MACs, FLOPs, memory; per-node figures on net.graph
 """
 
-from .errors import CnnError
+from .errors import CnnDslWarning, CnnError, CnnWarning
 
 __version__ = "0.1.0"
 
@@ -36,4 +36,4 @@ def to_torch(net):
     return _to_torch(net)
 
 
-__all__ = ["CnnError", "load", "analyze", "compile", "to_torch", "__version__"]
+__all__ = ["CnnError", "CnnWarning", "CnnDslWarning", "load", "analyze", "compile", "to_torch", "__version__"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 from . import ast as A
 from .elaborate import elaborate, parse_setting
-from .errors import CnnError, Source, Span
+from .errors import CnnDslWarning, CnnError, Source, Span
 from .ir import Network
 from .loader import find_target
 from .passes import analyze as _analyze
@@ -15,15 +17,19 @@ def load(target: str, inputs: dict[str, str] | None = None, settings: list[str] 
 
     Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`), or .cnn expressions as on the
     command line (`settings=["unit=basic"]`, for values such as blocks); input shapes are strings
-    (`inputs={"x": "3x64x64"}`).
+    (`inputs={"x": "3x64x64"}`). Warnings (cnndsl.lint) are raised as CnnDslWarning and kept on
+    `net.warnings`.
     """
     settings = [parse_setting(text, "settings") for text in (settings or [])]
     settings += [(name, _literal(value, name), _span(name)) for name, value in params.items()]
     shapes = [parse_setting(f"{name}={shape}", "inputs") for name, shape in (inputs or {}).items()]
     try:
-        return elaborate(find_target(target), settings, shapes)
+        net = elaborate(find_target(target), settings, shapes)
     except RecursionError:
         raise CnnError(f"{target}: the program is nested too deeply to elaborate") from None
+    for warning in net.warnings:  # also kept on net.warnings
+        warnings.warn(warning.format(), CnnDslWarning, stacklevel=3)  # the caller of cnndsl.load
+    return net
 
 
 def analyze(net: Network) -> dict:

@@ -46,7 +46,17 @@ def _network(args):
 
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
-    return elaborate(find_target(args.target), settings, shapes)
+    net = elaborate(find_target(args.target), settings, shapes)
+    _warn(net.warnings)
+    return net
+
+
+def _warn(warnings) -> int:
+    """Print each distinct warning once, on stderr (the report or the generated code stays clean)."""
+    shown = list(dict.fromkeys(w.format() for w in warnings))
+    for text in shown:
+        print(text, file=sys.stderr)
+    return len(shown)
 
 
 def _analyze(args) -> str:
@@ -71,18 +81,22 @@ def _check(args) -> str:
 
     if not args.target.endswith(".cnn"):
         net = _network(args)
-        return f"{args.target}: ok ({len(net.order)} nodes)"
+        return f"{args.target}: ok ({len(net.order)} nodes){_warned(len(net.warnings))}"
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
     targets = every_target(load_program(args.target))
     if not targets:
         raise CnnError(f"{args.target} declares no network (only blocks or constants)")
-    names = []
+    names, warnings = [], []
     for target in targets:
         net = elaborate(target, settings, shapes)
         names.append(f"{net.name} ({len(net.order)} nodes)")
+        warnings += net.warnings
+    return f"{args.target}: ok: " + ", ".join(names) + _warned(_warn(warnings))
 
-    return f"{args.target}: ok: " + ", ".join(names)
+
+def _warned(count: int) -> str:
+    return f"; {count} warning{'s' * (count != 1)}" if count else ""
 
 
 def _zoo(args) -> str:

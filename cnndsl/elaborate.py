@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from . import ast as A
+from . import lint
 from .errors import CnnError, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
 from .loader import Target
@@ -60,6 +61,7 @@ class Evaluator:
         self.output_spans: dict[str, Span] = {}
         self.input_shapes = dict(input_shapes or {})
         self.used_input_shapes: set[str] = set()
+        self.called: dict[int, A.BlockDef | A.TemplateDef] = {}  # the block definitions this network used
 
     # ------------------------------------------------------------ entry points
 
@@ -85,8 +87,10 @@ class Evaluator:
     def exec_Assign(self, s: A.Assign, env: Env) -> None:
         for name, value in zip(s.targets, self.unpack(s.targets, self.eval(s.value, env), s.span)):
             env.vars[name] = value
-            if isinstance(value, Tensor) and value.node.var is None and self.made_here(value.node):
-                value.node.var = name
+            if isinstance(value, Tensor):
+                value.node.assigned = name
+                if value.node.var is None and self.made_here(value.node):
+                    value.node.var = name
 
     def made_here(self, node: PendingNode) -> bool:
         """Was the node made by this block's own statements (or sequences in them), not inside a block
@@ -555,6 +559,7 @@ class Evaluator:
 
     def bind(self, d, positional: list, kwargs: dict, span: Span, closure_env: Env) -> Env:
         """Bind a block's parameters: positional, then named, then defaults (which see earlier ones)."""
+        self.called.setdefault(id(d), d)
         params = [p.name for p in d.params]
         if len(positional) > len(params):
             raise CnnError(f"block '{d.name}' takes {len(params)} argument{'s' * (len(params) != 1)} "
@@ -734,6 +739,7 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     program, net = target.program, target.network
     names = [p.name for p in net.params]
     given: dict[str, Any] = {}
+    given_where: dict[str, tuple[Span, str]] = {}  # for the warning when a given value is never read
     if target.preset is not None:
         pre = target.preset
         if sum(a.name is None for a in pre.args) > len(names):
@@ -743,15 +749,18 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
             if name not in names:
                 raise CnnError(f"network '{net.name}' has no parameter '{name}'{suggest(name, names)}", a.span)
             given[name] = Evaluator.constant(a.value, program.env)
+            given_where[name] = (a.span, f"by preset '{pre.name}'")
     for name, expr, span in settings:
         if name not in names:
             listed = ", ".join(names) or "none"
             raise CnnError(f"network '{net.name}' has no parameter '{name}'{suggest(name, names)} "
                            f"(its parameters: {listed})", span)
         given[name] = Evaluator.constant(expr, program.env)
+        given_where[name] = (span, f"by {span.source.path}")  # the flag: --set, or load()
     shapes = {name: (Evaluator.constant(expr, program.env), expr.span) for name, expr, _ in input_shapes}
     ev = Evaluator(shapes)
     env = Env(program.env)
+    env.reads = set()
     for p in net.params:
         if p.name in given:
             env.vars[p.name] = given[p.name]
@@ -773,13 +782,17 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     for node in ev.nodes:
         graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
                        inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name,
-                       var=node.var, labelled=node.label is not None)
+                       var=node.var, assigned=node.assigned, labelled=node.label is not None)
         for i, src in enumerate(node.inputs):
             graph.add_edge(src.name, node.name, key=i, index=i)
     params = {p.name: env.vars[p.name] for p in net.params}
-    return Network(
+    network = Network(
         name=target.preset.name if target.preset else net.name, graph=graph, order=[n.name for n in ev.nodes],
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
         scopes=scopes, params=params, source=program.path,
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
     )
+    network.warnings = [*lint.unused_parameters([net, *ev.called.values()]),
+                        *lint.ineffective_settings(net, given_where, env.reads),
+                        *lint.unreachable_values(network)]
+    return network

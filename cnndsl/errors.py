@@ -72,17 +72,40 @@ class CnnError(Exception):
         return self.format()
 
     def format(self) -> str:
-        head = f"{self.span.where}: error: {self.message}" if self.span else f"cnndsl: error: {self.message}"
-        out = [head]
-        if self.span:
-            out += _excerpt(self.span)
-        for note in self.notes:
-            if note.span:
-                out.append(f"{note.span.where}: note: {note.message}")
-                out += _excerpt(note.span)
-            else:
-                out.append(f"note: {note.message}")
-        return "\n".join(out)
+        return _format("error", self.message, self.span, self.notes)
+
+
+@dataclass
+class CnnWarning:
+    """Legal but almost surely a mistake (an unused parameter, a value no output needs): reported, and the
+    compiler goes on."""
+
+    message: str
+    span: Span | None = None
+    notes: list[Note] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def format(self) -> str:
+        return _format("warning", self.message, self.span, self.notes)
+
+
+class CnnDslWarning(UserWarning):
+    """The Python warning category `cnndsl.load` raises CnnWarnings as."""
+
+
+def _format(severity: str, message: str, span: Span | None, notes: list[Note]) -> str:
+    out = [f"{span.where}: {severity}: {message}" if span else f"cnndsl: {severity}: {message}"]
+    if span:
+        out += _excerpt(span)
+    for note in notes:
+        if note.span:
+            out.append(f"{note.span.where}: note: {note.message}")
+            out += _excerpt(note.span)
+        else:
+            out.append(f"note: {note.message}")
+    return "\n".join(out)
 
 
 def _excerpt(span: Span) -> list[str]:

@@ -51,6 +51,7 @@ class Network:
     params: dict[str, Any]
     source: str
     doc: str = ""
+    warnings: list = field(default_factory=list)  # CnnWarnings found while elaborating (cnndsl.lint)
 
     def node(self, name: str) -> dict:
         return self.graph.nodes[name]

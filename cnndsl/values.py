@@ -28,6 +28,7 @@ class PendingNode:
     span: Span
     name: str = ""
     var: str | None = None  # the variable the .cnn file first assigned it to, for readable generated code
+    assigned: str | None = None  # the variable it was last assigned to (the outermost caller's), for warnings
 
 
 @dataclass(eq=False)
@@ -97,11 +98,14 @@ class Env:
     def __init__(self, parent: Env | None = None):
         self.vars: dict[str, Any] = {}
         self.parent = parent
+        self.reads: set[str] | None = None  # names looked up here, where someone asked to know (a network's scope)
 
     def lookup(self, name: str):
         env = self
         while env is not None:
             if name in env.vars:
+                if env.reads is not None:
+                    env.reads.add(name)
                 return env.vars[name]
             env = env.parent
         raise KeyError(name)

@@ -565,7 +565,7 @@ def run_command(command: str) -> str:
     argv = shlex.split(command)
     if not argv or argv[0] != "cnndsl":
         raise SystemExit(f"a console example runs cnndsl only, got: {command}")
-    out, err = io.StringIO(), io.StringIO()
+    out = err = io.StringIO()  # one stream, so warnings (stderr) come where a terminal shows them
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv[1:])
@@ -573,7 +573,7 @@ def run_command(command: str) -> str:
             code = exc.code
     if code not in (0, 1, None):  # 2 is a compiler bug: never document it as the expected output
         raise RuntimeError(f"`{command}` exited {code}:\n{err.getvalue()}")
-    return (out.getvalue() + err.getvalue()).rstrip("\n")
+    return out.getvalue().rstrip("\n")
 
 
 def render_console(text: str) -> str:

@@ -5,6 +5,7 @@ every example in it runs. The conventions for its code blocks are stated in the 
     ```cnn                      a complete file: elaborates (with its presets) and analyses without error
     ```cnn file=NAME            the same, saved as NAME so that imports and console examples find it
     ```cnn ... expect=error     must fail with a located CnnError
+    ```cnn ... expect=warning   elaborates with located warnings (every other example has none)
     ```cnn-fragment             parses as a file, or as statements of a network body
     ```console / ```python      run in the folder of the file= examples
 """
@@ -97,7 +98,8 @@ def test_check_mode_fails_on_a_stale_file_and_a_rewrite_fixes_it(tmp_path, monke
 def test_the_conventions_are_stated_at_the_top():
     head = TEXT[:TEXT.index("-->")]
     assert TEXT.startswith("<!--")
-    for word in ("```cnn ", "file=NAME", "expect=error", "```cnn-fragment", "```console", "```python"):
+    for word in ("```cnn ", "file=NAME", "expect=error", "expect=warning", "```cnn-fragment", "```console",
+                 "```python"):
         assert word in head, word
 
 
@@ -128,13 +130,16 @@ def test_cnn_examples_elaborate(block, folder):
     if not program.networks:  # a library of blocks and constants, imported by other examples
         assert "file" in options
         return
-    net = cnndsl.load(str(path))
-    cnndsl.analyze(net)
-    lint_ir(net)
+    warned = []
     for name in [*program.networks, *program.presets]:
-        other = elaborate(program_target(program, name))
-        cnndsl.analyze(other)
-        lint_ir(other)
+        net = elaborate(program_target(program, name))
+        cnndsl.analyze(net)
+        lint_ir(net)
+        warned += net.warnings
+    if options.get("expect") == "warning":
+        assert warned and all(w.format().startswith(f"{path}:") for w in warned), "located warnings"
+    else:
+        assert not warned, f"line {line}: the example warns:\n" + "\n".join(w.format() for w in warned)
 
 
 @pytest.mark.parametrize("block", blocks("cnn-fragment"))
