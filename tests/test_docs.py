@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "language.md"
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
+def _load_generator(name: str = "gen_reference"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,6 +59,39 @@ def folder(tmp_path_factory) -> Path:
 
 
 # ---------------------------------------------------------------- generated sections
+
+
+# The table (torchvision's sum(p.numel()) with weights=None; LeNet-5 and LeCun 1989 from their
+# papers): docs/zoo.md must show these very figures, so the page is checked against a source of its own.
+ZOO_FIGURES = {
+    "lecun1989": "9,760", "lenet5": "60,840 (840 fixed)", "alexnet": "61,100,840", "alexnet_paper": "60,965,224",
+    "vgg16": "138,357,544", "vgg19": "143,667,240", "vgg16_bn": "138,365,992", "googlenet": "13,004,888",
+    "googlenet --set aux_logits=false": "6,624,904", "resnet18": "11,689,512", "resnet34": "21,797,672",
+    "resnet50": "25,557,032", "resnet101": "44,549,160", "resnet152": "60,192,808", "densenet121": "7,978,856",
+    "densenet161": "28,681,000", "densenet169": "14,149,480", "densenet201": "20,013,928",
+    "mobilenet_v1": "4,231,976", "mobilenet_v2": "3,504,872", "mobilenet_v3_large": "5,483,032",
+    "mobilenet_v3_small": "2,542,856", "shufflenet_v2_x1_0": "2,278,604", "efficientnet_b0": "5,288,548",
+    "efficientnet_b7": "66,347,960", "vit_b_16": "86,567,656", "r3d_18": "33,371,472",
+}
+
+
+def test_the_zoo_page_is_up_to_date():
+    zoo = _load_generator("gen_zoo")
+    fresh, page = zoo.render(), zoo.DOC.read_text(encoding="utf-8")
+    if fresh != page:
+        diff = "".join(list(difflib.unified_diff(page.splitlines(True), fresh.splitlines(True), "zoo.md",
+                                                 "generated"))[:80])
+        pytest.fail(f"docs/zoo.md is stale; run `python docs/gen_zoo.py`:\n{diff}")
+
+
+def test_the_zoo_page_lists_every_preset_with_the_reference_figures():
+    from cnndsl.zoo import entries
+
+    page = (ROOT / "docs" / "zoo.md").read_text(encoding="utf-8")
+    rows = {m[1]: m[2].split(" | ") for m in re.finditer(r"^\| `([^`]+)`[^|]* \| (.+) \|$", page, re.MULTILINE)}
+    assert {e.name for e in entries()} <= set(rows)
+    for name, params in ZOO_FIGURES.items():
+        assert rows[name][2] == params, (name, rows[name])
 
 
 def test_generated_sections_are_up_to_date():
