@@ -761,14 +761,24 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     ev = Evaluator(shapes)
     env = Env(program.env)
     env.reads = set()
-    for p in net.params:
-        if p.name in given:
-            env.vars[p.name] = given[p.name]
-        elif p.default is not None:
-            env.vars[p.name] = ev.eval(p.default, env)
-        else:
-            raise CnnError(f"network parameter '{p.name}' has no default; give it with --set {p.name}=...", p.span)
-    ev.exec_body(net.body, env)
+    try:
+        for p in net.params:
+            if p.name in given:
+                env.vars[p.name] = given[p.name]
+            elif p.default is not None:
+                env.vars[p.name] = ev.eval(p.default, env)
+            else:
+                raise CnnError(f"network parameter '{p.name}' has no default; give it with --set {p.name}=...",
+                               p.span)
+        ev.exec_body(net.body, env)
+    except CnnError as exc:  # the mistake may lie in a value given on the command line: say which were used
+        used = [n for n, (_, how) in given_where.items() if n in env.reads and not how.startswith("by preset")]
+        line = exc.span.source.line(exc.span.line) if exc.span else ""
+        named = [n for n in used if re.search(rf"\b{n}\b", line)]  # those the failing line names, if any
+        for name in named or used:
+            span, how = given_where[name]
+            exc.notes.append(Note(f"'{name}' was given {how}", span))
+        raise
     for name, _, span in input_shapes:
         if name not in ev.inputs:
             raise CnnError(f"network '{net.name}' has no input '{name}'{suggest(name, ev.inputs)} "

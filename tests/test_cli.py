@@ -281,12 +281,15 @@ def test_set_value_the_network_refuses_is_reported_where_the_network_uses_it(cap
     assert re.fullmatch(r" +\| [ \t]*\^+", err.splitlines()[2])
 
 
-@pytest.mark.xfail(strict=True, reason="elaborate.elaborate evaluates --set values without remembering their "
-                                       "span: the error in the network file does not say the 0 came from --set")
 def test_set_value_the_network_refuses_has_a_note_pointing_at_the_set(capsys):
-    code, out, err = run(capsys, "check", "resnet50", "--set", "num_classes=0")
+    code, out, err = run(capsys, "check", "resnet50", "--set", "num_classes=0", "--set", "layers=[2, 2, 2, 2]")
     assert_user_error(code, out, err)
-    assert any(line.startswith("--set:1:") and ": note: " in line for line in err.splitlines()), err
+    notes = [line for line in err.splitlines() if line.startswith("--set:1:") and ": note: " in line]
+    assert any("'num_classes' was given by --set" in line for line in notes), err
+    assert len(notes) == 1, err  # layers was read too, but the failing line names num_classes only
+    code, out, err = run(capsys, "check", "resnet50", "--set", "num_classes=10", "--set", "layers=[2, 0.5, 2, 2]")
+    assert_user_error(code, out, err)  # the error lies inside the file; the note names the suspect
+    assert any(line.startswith("--set:1:") and "'layers' was given by --set" in line for line in err.splitlines()), err
 
 
 def test_unknown_architecture_suggests_the_closest_name(capsys):
