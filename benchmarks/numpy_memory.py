@@ -159,9 +159,11 @@ def main() -> int:
                    "kernel_temporaries": args.batch * kernel_temporaries(net), **measured,
                    "traced_peak_without_del": kept["traced_peak"]}
             rows.append(row)
-            print(f"{name:14s} {row['input']:>10s} {row['peak_activation'] / mb:9.1f} {row['all_activations'] / mb:9.1f} "
-                  f"{row['kernel_temporaries'] / mb:9.1f} | {row['traced_peak'] / mb:9.1f} {row['rss_growth'] / mb:9.1f} "
-                  f"{row['traced_peak_without_del'] / mb:9.1f}  {row['traced_peak'] / (row['peak_activation'] + row['kernel_temporaries']):.2f}"
+            ratio = row["traced_peak"] / (row["peak_activation"] + row["kernel_temporaries"])
+            print(f"{name:14s} {row['input']:>10s} {row['peak_activation'] / mb:9.1f} "
+                  f"{row['all_activations'] / mb:9.1f} {row['kernel_temporaries'] / mb:9.1f} | "
+                  f"{row['traced_peak'] / mb:9.1f} {row['rss_growth'] / mb:9.1f} "
+                  f"{row['traced_peak_without_del'] / mb:9.1f}  {ratio:.2f}"
                   + ("  (torch was imported!)" if measured["torch_imported"] else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -50,16 +50,16 @@ if __name__ == "__main__" and any(os.environ.get(k) != THREADS for k in _ENV) an
     os.environ.update({k: THREADS for k in _ENV})
     os.execv(sys.executable, [sys.executable, *sys.argv])  # BLAS reads its thread count at import
 
-import argparse
-import ast
-import importlib.util
-import json
-import statistics
-import tempfile
-import time
-from pathlib import Path
+import argparse  # noqa: E402 - after the BLAS thread setting above
+import ast  # noqa: E402 - after the BLAS thread setting above
+import importlib.util  # noqa: E402 - after the BLAS thread setting above
+import json  # noqa: E402 - after the BLAS thread setting above
+import statistics  # noqa: E402 - after the BLAS thread setting above
+import tempfile  # noqa: E402 - after the BLAS thread setting above
+import time  # noqa: E402 - after the BLAS thread setting above
+from pathlib import Path  # noqa: E402 - after the BLAS thread setting above
 
-import numpy as np
+import numpy as np  # noqa: E402 - after the BLAS thread setting above
 
 MODELS = ("resnet50", "mobilenet_v2", "vit_b_16")
 

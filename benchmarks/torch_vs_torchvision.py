@@ -339,7 +339,8 @@ def explain(name: str, tv: nn.Module, gen: nn.Module, source: str, x: torch.Tens
     pairs = []  # (op the generated model runs, torchvision's in-place twin, calls)
     for op in sorted(a):
         base, calls = op[:-1], a[op][0] - b.get(op, zero)[0]
-        if op.endswith("_") and round(calls) >= 1 and round(b.get(base, zero)[0] - a.get(base, zero)[0]) == round(calls):
+        replaced = round(b.get(base, zero)[0] - a.get(base, zero)[0])
+        if op.endswith("_") and round(calls) >= 1 and replaced == round(calls):
             pairs.append((base, op, calls))
     explained = {base for base, _, _ in pairs} | {op for _, op, _ in pairs}
     for base, op, calls in pairs:
@@ -359,7 +360,8 @@ def explain(name: str, tv: nn.Module, gen: nn.Module, source: str, x: torch.Tens
     faults = {label: page_faults(model, x, 3) for label, model in ((TV, tv), (GEN, gen))}
     if faults[TV] is not None:
         print(f"  - minor page faults per forward (median of 3): torchvision {faults[TV]:,.0f}, generated "
-              f"{faults[GEN]:,.0f} ({(faults[GEN] - faults[TV]) * 4 / 1024:+.0f} MiB of fresh 4 KiB pages for the kernel to zero; the "
+              f"{faults[GEN]:,.0f} ({(faults[GEN] - faults[TV]) * 4 / 1024:+.0f} MiB of fresh 4 KiB pages for the "
+              "kernel to zero; the "
               "counts depend on the allocator's history)")
 
     act, switched, _ = inplace_variant(name, args.size, tv)
@@ -487,7 +489,8 @@ def main(argv=None) -> int:
         with torch.no_grad():
             times, number = measure(fns, args, rng, args.seconds)
         print(f"\n{name} forward: outputs {match_text(max_abs_diff(ref, out), same)} (max abs diff "
-              f"{max_abs_diff(ref, out):.3g}); {len(times[TV])} rounds x {number} call(s), {time.perf_counter() - t0:.0f} s")
+              f"{max_abs_diff(ref, out):.3g}); {len(times[TV])} rounds x {number} call(s), "
+              f"{time.perf_counter() - t0:.0f} s")
         stats = report(times)
         ok &= verdict(stats["wall"]) == "PASS"
         rows.append((name, stats))
@@ -524,7 +527,8 @@ def main(argv=None) -> int:
     for n, st in rows:
         w, c = st["wall"], st["CPU"]
         print(f"  {n:22s} {1e3 * w['tv']:14.1f} {1e3 * w['gen']:12.1f}   "
-              f"{w['median']:.3f} [{w['q1']:.3f}, {w['q3']:.3f}]{'':6s} {c['median']:.3f} [{c['q1']:.3f}, {c['q3']:.3f}]"
+              f"{w['median']:.3f} [{w['q1']:.3f}, {w['q3']:.3f}]{'':6s} "
+              f"{c['median']:.3f} [{c['q1']:.3f}, {c['q3']:.3f}]"
               f"{'':6s} {w['rounds']:6d}  {verdict(w)}")
     load_line("load average at end")
     print(f"total time: {time.perf_counter() - started:.0f} s")

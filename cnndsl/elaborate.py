@@ -22,8 +22,8 @@ from .loader import Target
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .syntax import parse_expression
 from .types import TensorType
-from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue, PendingNode,
-                     TemplateClosure, Tensor, describe)
+from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue,
+                     PendingNode, TemplateClosure, Tensor, describe)
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 # Names nn.Module already uses: a submodule named so would shadow or break the generated model.
@@ -284,7 +284,9 @@ class Evaluator:
                            f"(turn the shared part into a block)", n.span)
         if isinstance(func, TemplateClosure):
             value = self.call_template(func, args, kwargs, n.span)
-            return value if label is None or isinstance(value, Tensor) else self.as_layer(value, n.span).with_label(label)
+            if label is None or isinstance(value, Tensor):
+                return value
+            return self.as_layer(value, n.span).with_label(label)
         if isinstance(func, BlockClosure):
             func = Layer(func)
         if not isinstance(func, Layer):

@@ -196,7 +196,8 @@ def _syntax_error(source: Source, exc: UnexpectedInput, text: str | None = None)
             return CnnError(f"'{opener.value}' was never closed",
                             Span(source, opener.line, opener.column, opener.line, opener.column + 1))
     if tok.value == "=" and text[tok.end_pos:tok.end_pos + 1] == ">":
-        return CnnError("unexpected '=>'; did you mean '->'?", Span(source, tok.line, tok.column, tok.line, tok.column + 2))
+        return CnnError("unexpected '=>'; did you mean '->'?",
+                        Span(source, tok.line, tok.column, tok.line, tok.column + 2))
     if tok.type == "NAME" and tok.value == "elif":
         return CnnError("unexpected name 'elif'; write 'else if'", span)
     if tok.value == "=" and "EQUAL" not in accepts and "COMP_OP" in accepts:

@@ -26,6 +26,7 @@ def entries() -> list[Entry]:
             if name not in with_presets:
                 out.append(Entry(name, net.doc, path.name, name))
         for name, preset in program.presets.items():
-            doc = preset.doc or program.networks.get(preset.network).doc if preset.network in program.networks else preset.doc
+            network = program.networks.get(preset.network)
+            doc = preset.doc or (network.doc if network is not None else "")
             out.append(Entry(name, doc, path.name, preset.network))
     return out
