@@ -37,7 +37,9 @@ Every architecture cnndsl ships, with what `cnndsl analyze` reports for it at it
 - **MACs**: multiply-accumulates of convolutions, linear layers and attention's matrix products, per
   sample: the convention of fvcore and of torchvision's documentation ("GFLOPS" there).
 - **peak activations**: the largest set of activations alive at once when the layers run in order
-  (float32, batch 1), in KiB or MiB (2^10, 2^20 bytes); `cnndsl analyze` gives the exact bytes.
+  (float32, batch 1), in KiB or MiB (2^10, 2^20 bytes); `cnndsl analyze` gives the exact bytes. These
+  are the tensors that flow between ops; what an op holds only while it runs (attention's score
+  matrix, the hidden layer inside a ViT MLP block, a convolution library's workspace) is not counted.
 - **receptive field**: of the last spatial layer before each output (the figure papers quote): its size
   and effective stride per spatial axis (one number where all axes agree). `g` marks a field that a
   squeeze-excitation gate upstream also lets see the whole image (the size is its conv path's field);
