@@ -272,9 +272,11 @@ EMITTERS: dict[str, NumpyOp] = {
     "dwconv": NumpyOp(call=conv_call, kernels=uses("conv")),
     "maxpool": NumpyOp(call=pool_call("maxpool"), kernels=uses("maxpool")),
     "avgpool": NumpyOp(call=pool_call("avgpool"), kernels=uses("avgpool")),
-    "adaptive_avgpool": NumpyOp(call=lambda ctx: Call("adaptive_avgpool", (ctx.args[0], literal(squash(ctx.attrs["size"])))),
+    "adaptive_avgpool": NumpyOp(call=lambda ctx: Call("adaptive_avgpool",
+                                                      (ctx.args[0], literal(squash(ctx.attrs["size"])))),
                                 kernels=uses("adaptive_avgpool")),
-    "adaptive_maxpool": NumpyOp(call=lambda ctx: Call("adaptive_maxpool", (ctx.args[0], literal(squash(ctx.attrs["size"])))),
+    "adaptive_maxpool": NumpyOp(call=lambda ctx: Call("adaptive_maxpool",
+                                                      (ctx.args[0], literal(squash(ctx.attrs["size"])))),
                                 kernels=uses("adaptive_maxpool")),
     "global_avgpool": NumpyOp(call=lambda ctx: Call("global_avgpool", (ctx.args[0],)), kernels=uses("global_avgpool")),
     "subsample": NumpyOp(call=lambda ctx: Call("subsample", (
@@ -312,6 +314,7 @@ EMITTERS: dict[str, NumpyOp] = {
     "mul": NumpyOp(call=mul_text, augmented="*", commutative=True),
     "concat": NumpyOp(call=lambda ctx: f"np.concatenate([{', '.join(ctx.args)}], axis={ctx.attrs['axis'] + 1})"),
     "slice": NumpyOp(call=slice_text),
+    "select": NumpyOp(call=lambda ctx: ctx.args[0] + batch_index(ctx, str(ctx.attrs["index"]))),
     "channel_shuffle": NumpyOp(call=lambda ctx: Call("channel_shuffle", (ctx.args[0], literal(ctx.attrs["groups"]))),
                                kernels=uses("channel_shuffle")),
     "se": NumpyOp(call=se_call, kernels=lambda ctx: ("se", ctx.attrs["activation"], ctx.attrs["gate"])),
@@ -673,7 +676,8 @@ class NumpyGenerator:
     def header(self) -> str:
         net, t = self.net, self.totals
         settings = ", ".join(f"{k}={_setting(v)}" for k, v in net.params.items()) or "none"
-        shapes = lambda m: ", ".join(f"{k} {net.type_of(v)}" for k, v in m.items())
+        def shapes(m):
+            return ", ".join(f"{k} {net.type_of(v)}" for k, v in m.items())
         example = ", ".join(f"np.zeros((1, {', '.join(map(str, net.type_of(v).shape))}), np.float32)"
                             for v in net.inputs.values())
         lines = [
@@ -697,7 +701,8 @@ class NumpyGenerator:
         ignored = [f"        {string(k)}," for k in self.ignored]
         ins = ", ".join(f"{k} (N, {', '.join(map(str, net.type_of(v).shape))})" for k, v in net.inputs.items())
         outs = ", ".join(f"{k} (N, {', '.join(map(str, net.type_of(v).shape))})" for k, v in net.outputs.items())
-        returns = "a dict {" + ", ".join(string(k) + ": ..." for k in net.outputs) + "}" if len(net.outputs) > 1 else outs
+        returns = ("a dict {" + ", ".join(string(k) + ": ..." for k in net.outputs) + "}" if len(net.outputs) > 1
+                   else outs)
         out = [
             f"class {name}:",
             f'    """{_doc_text(net.doc or net.name)}"""',

@@ -16,7 +16,7 @@ Conventions:
   product per group (np.matmul over groups); pooling reduces them one kernel tap at a time.
 
 Ops whose inference is one obvious NumPy expression are emitted inline by the generator rather than
-called here: add and mul (`a + b`, `a * b`), concat (`np.concatenate`), slice (indexing), flatten
+called here: add and mul (`a + b`, `a * b`), concat (`np.concatenate`), slice and select (indexing), flatten
 (`reshape`), pos_embedding (`x + p`), and dropout, stochastic depth and identity (the identity).
 """
 

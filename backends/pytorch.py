@@ -25,12 +25,12 @@ from pathlib import Path
 
 from cnndsl import __version__
 from cnndsl.ir import Network, Scope
+from cnndsl.ops import lookup
+from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE
 from cnndsl.passes import analyze, op_call
 from cnndsl.values import describe
 
-from .pytorch_ops import EMITTERS, INPLACE_ACTIVATIONS, Call, Code, Ctx, render, same
-
-SAFE_PRODUCERS = {"conv", "dwconv", "batchnorm", "linear", "add"}  # their backward needs no output
+from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
 
 RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -281,19 +281,25 @@ class TorchGenerator:
 
     def _ctx(self, name: str) -> Ctx:
         call = op_call(self.net, name)
-        inplace = self.net.node(name)["op"] in INPLACE_ACTIVATIONS and self._inplace_ok(name)
-        return Ctx(call.attrs, call.inputs, call.out, name, inplace)
+        return Ctx(call.attrs, call.inputs, call.out, name, self._inplace_ok(name))
+
+    def _has(self, name: str, trait: str) -> bool:
+        """Does the op spec of node `name` claim `trait` for this call (cnndsl.ops.spec's traits)?"""
+        data = self.net.node(name)
+        return data["kind"] == "op" and lookup(data["op"]).has(trait, op_call(self.net, name))
 
     def _inplace_ok(self, name: str) -> bool:
-        """May this op overwrite its first input? Only when nothing else reads it (not a network input,
-        output or view) and its producer does not keep its output for backward (conv, batch norm,
-        linear and sums do not), as torchvision's inplace=True layers assume."""
+        """May this op overwrite its first input? Only when the op may (trait INPLACE), nothing else reads
+        the input (not a network input, output or view), and the input's producer does not keep its output
+        for backward (trait BACKWARD_NEEDS_NO_OUTPUT: conv, batch norm, linear, sums), as torchvision's
+        inplace=True layers assume."""
         data = self.net.node(name)
         src = data["inputs"][0]
+        if not self._has(name, INPLACE):
+            return False
         if data["inputs"].count(src) > 1 or self.consumers[src] != [name] or src in self.net.outputs.values():
             return False
-        producer = self.net.node(src)
-        return producer["kind"] == "op" and producer["op"] in SAFE_PRODUCERS
+        return self._has(src, BACKWARD_NEEDS_NO_OUTPUT)
 
     def _node_mode(self, name: str, in_sequential: bool = False) -> str:
         data = self.net.node(name)
@@ -377,11 +383,14 @@ class TorchGenerator:
                 emitter = EMITTERS[data["op"]]
                 ctx = self._ctx(child)
                 if mode == "module":
-                    render_fn = (lambda a, p=path: f"self{p}({', '.join(a)})")
+                    def render_fn(a, p=path):
+                        return f"self{p}({', '.join(a)})"
                 elif mode == "param":
-                    render_fn = (lambda a, e=emitter, c=ctx, p=path: e.call(c, [*a, f"self{p}"]))
+                    def render_fn(a, e=emitter, c=ctx, p=path):
+                        return e.call(c, [*a, f"self{p}"])
                 else:
-                    render_fn = (lambda a, e=emitter, c=ctx: e.call(c, a))
+                    def render_fn(a, e=emitter, c=ctx):
+                        return e.call(c, a)
                     self.helpers.update(h for h in emitter.helpers if h[0].islower())
                 out.append(Statement([child], list(data["inputs"]), render_fn, str(data["type"])))
 
@@ -439,9 +448,9 @@ class TorchGenerator:
             target = ", ".join(names)
             text = f"{target} = {st.render(args)}"
             node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph else None
-            if (node and self.net.node(node).get("op") == "add" and len(args) == 2 and target == args[0]
-                    and self._inplace_ok(node)):
-                text = f"{target} += {args[1]}"  # as torchvision's `out += identity`
+            operator = self._augmented(node) if node else None
+            if operator and len(args) == 2 and target == args[0] and self._inplace_ok(node):
+                text = f"{target} {operator}= {args[1]}"  # as torchvision's `out += identity`
             lines.append(text + (f"  # {st.comment}" if st.comment else ""))
         if scope.name == "" and len(outputs) > 1:
             items = ", ".join(f'"{k}": {var[v]}' for k, v in self.net.outputs.items())
@@ -449,6 +458,11 @@ class TorchGenerator:
         else:
             lines.append("return " + ", ".join(var[n] for n in outputs))
         return params, lines
+
+    def _augmented(self, node: str) -> str | None:
+        """The operator of an op whose emitter writes `a <op> b` and has the augmented form `a <op>= b`."""
+        data = self.net.node(node)
+        return EMITTERS[data["op"]].augmented if data["kind"] == "op" else None
 
     def _hints(self, stmts: list[Statement], outputs: set[str]) -> dict[str, str]:
         """Variable names from the .cnn file, spread back along chains that end in a named value."""
@@ -487,7 +501,8 @@ class TorchGenerator:
             inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k))) for k, v in expr.items]
             pad = " " * (indent + 8)
             body = "".join(f'{pad}("{k}", {v}),\n' for k, v in inner)
-            return "OrderedDict(\n" + " " * (indent + 4) + "[\n" + body + " " * (indent + 4) + "]\n" + " " * indent + ")"
+            inner_pad = " " * (indent + 4)
+            return "OrderedDict(\n" + inner_pad + "[\n" + body + inner_pad + "]\n" + " " * indent + ")"
         if not isinstance(expr, Call):
             if slots is not None and path in slots:
                 return slots[path].expr

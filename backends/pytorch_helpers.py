@@ -97,6 +97,17 @@ class Slice(nn.Module):
         return x.narrow(self.axis + 1, self.start, (self.stop or x.shape[self.axis + 1]) - self.start)
 
 
+class Select(nn.Module):
+    """x[index] along an axis counted without the batch; the axis goes away (x[:, 0] for axis 0)."""
+
+    def __init__(self, index, axis=0):
+        super().__init__()
+        self.index, self.axis = index, axis
+
+    def forward(self, x):
+        return x.select(self.axis + 1, self.index)
+
+
 def channel_shuffle(x, groups):
     """ShuffleNet's channel shuffle: (groups, channels / groups) -> transpose -> flatten."""
     batch, channels, *spatial = x.shape

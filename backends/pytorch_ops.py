@@ -61,6 +61,7 @@ class TorchOp:
     call: Callable[[Ctx, list[str]], str] | None = None
     helpers: tuple[str, ...] = ()
     owner_param: Callable[[Ctx], str] | None = None  # the Parameter's initialiser, for owner_param ops
+    augmented: str | None = None  # `call` writes `a <augmented> b`; in place (trait INPLACE) it is `a <augmented>= b`
     uses: Callable[[Ctx], tuple[str, ...]] = field(default=lambda ctx: ())  # helpers depending on attrs
 
 
@@ -162,9 +163,6 @@ ACTIVATION_CALLS = {
 }
 
 
-INPLACE_ACTIVATIONS = {"relu", "relu6", "leaky_relu"}  # as torchvision writes them (inplace=True)
-
-
 def activation(name: str) -> TorchOp:
     def module(ctx: Ctx) -> Call:
         return ctor(ACTIVATION_MODULES[name], (), options({"inplace": False}, inplace=ctx.inplace))
@@ -185,6 +183,19 @@ def slice_text(ctx: Ctx, x: str) -> str:
     stop = "" if a["stop"] is None or a["stop"] == ctx.x.shape[a["axis"]] else str(a["stop"])
     start = "" if a["start"] == 0 else str(a["start"])
     return f"{x}[{', '.join([':'] * (a['axis'] + 1))}, {start}:{stop}]"
+
+
+def select_text(ctx: Ctx, x: str) -> str:
+    return f"{x}[{', '.join([':'] * (ctx.attrs['axis'] + 1))}, {ctx.attrs['index']}]"
+
+
+def mul_text(ctx: Ctx, args: list[str]) -> str:
+    """Broadcasting over the axes after the batch, aligned from the right (the shape rule's): an operand of
+    lower rank gets unit axes after its batch axis, `z[:, None, None]`. A bare `x * z` would align z's batch
+    axis with one of x's axes."""
+    rank = max(t.rank for t in ctx.inputs)
+    return " * ".join(a if t.rank == rank else f"{a}[:, {', '.join(['None'] * (rank - t.rank))}]"
+                      for a, t in zip(args, ctx.inputs))
 
 
 # ---------------------------------------------------------------- the table
@@ -223,24 +234,29 @@ EMITTERS: dict[str, TorchOp] = {
                                               f"{', inplace=True' if ctx.inplace else ''})"),
     "scaled_tanh": TorchOp(module=lambda ctx: ctor("ScaledTanh", (), options({"a": 1.7159, "s": 2 / 3},
                                                                              a=ctx.attrs["a"], s=ctx.attrs["s"])),
-                           call=lambda ctx, a: f"{render(ctx.attrs['a'])} * torch.tanh({render(ctx.attrs['s'])} * {a[0]})",
+                           call=lambda ctx, a: (f"{render(ctx.attrs['a'])} * "
+                                                f"torch.tanh({render(ctx.attrs['s'])} * {a[0]})"),
                            helpers=("ScaledTanh",)),
     "softmax": TorchOp(module=lambda ctx: ctor("nn.Softmax", (), kw(dim=torch_axis(ctx.attrs["axis"]))),
                        call=lambda ctx, a: f"F.softmax({a[0]}, dim={torch_axis(ctx.attrs['axis'])})"),
     "flatten": TorchOp(module=lambda ctx: ctor("nn.Flatten"), call=lambda ctx, a: f"torch.flatten({a[0]}, 1)"),
     "linear": TorchOp(module=lambda ctx: ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["out"]),
                                               options({"bias": True}, bias=ctx.attrs["bias"]))),
-    "add": TorchOp(call=lambda ctx, a: " + ".join(a)),
-    "mul": TorchOp(call=lambda ctx, a: " * ".join(a)),
+    "add": TorchOp(call=lambda ctx, a: " + ".join(a), augmented="+"),
+    "mul": TorchOp(call=mul_text),
     "concat": TorchOp(call=lambda ctx, a: f"torch.cat([{', '.join(a)}], dim={ctx.attrs['axis'] + 1})"),
     "slice": TorchOp(module=lambda ctx: ctor("Slice", (ctx.attrs["start"], ctx.attrs["stop"]),
                                              options({"axis": 0}, axis=ctx.attrs["axis"])),
                      call=lambda ctx, a: slice_text(ctx, a[0]), helpers=("Slice",)),
+    "select": TorchOp(module=lambda ctx: ctor("Select", (ctx.attrs["index"],),
+                                              options({"axis": 0}, axis=ctx.attrs["axis"])),
+                      call=lambda ctx, a: select_text(ctx, a[0]), helpers=("Select",)),
     "channel_shuffle": TorchOp(module=lambda ctx: ctor("ChannelShuffle", (ctx.attrs["groups"],)),
                                call=lambda ctx, a: f"channel_shuffle({a[0]}, {ctx.attrs['groups']})",
                                helpers=("channel_shuffle", "ChannelShuffle")),
     "se": TorchOp(module=lambda ctx: ctor("SqueezeExcitation", (ctx.x.channels, ctx.attrs["squeeze"]),
-                                          options({"activation": Code("nn.ReLU"), "gate": Code("nn.Sigmoid"), "dims": 2},
+                                          options({"activation": Code("nn.ReLU"), "gate": Code("nn.Sigmoid"),
+                                                   "dims": 2},
                                                   activation=Code(ACTIVATION_MODULES[ctx.attrs["activation"]]),
                                                   gate=Code(ACTIVATION_MODULES[ctx.attrs["gate"]]), dims=ctx.dims)),
                   helpers=("SqueezeExcitation",)),

@@ -145,6 +145,14 @@ NOTES: dict[str, dict[str, str]] = {
         "inputs": "one tensor",
         "shape": "`axis` becomes stop - start long; 0 <= start < stop <= the axis' size",
     },
+    "select": {
+        "inputs": "one token sequence NxD or a 1D map CxL (a flat vector would leave one number per sample, and "
+                  "a map with 2 or 3 spatial axes a map of fewer, which the receptive fields do not follow: "
+                  "`slice(i, i + 1)` keeps the axis)",
+        "shape": "the input's shape without `axis`, a flat vector (`select(0)` on NxD tokens gives D); "
+                 "-size <= index < size",
+        "rf": "pointwise: the chosen token, channel or position keeps its field (a flat vector reports none)",
+    },
     "channel_shuffle": {"inputs": "one channel-first tensor; channels divisible by `groups`", "shape": _SAME_SHAPE},
     "se": {
         "inputs": "one channel-first tensor: CxL, CxHxW or CxDxHxW",

@@ -254,6 +254,8 @@ CASES = [
     c("slice", "channels", "8x4x4", "slice(2, 6)"),
     c("slice", "axis", "8x4x5", "slice(1, axis=2)"),
     c("slice", "tokens", "tokens 17x8", "slice(0, 1)"),
+    c("select", "class-token", "tokens 17x8", "select(0)"),
+    c("select", "last-channel", "8x5", "select(-1)"),
     m("add", "two", {"x": "8x4x4", "z": "8x4x4"}, "t: add(x, z)"),
     m("add", "operator-tokens", {"x": "tokens 5x8", "z": "tokens 5x8"}, "t: x + z"),
     m("add", "three", {"x": "4x6", "z": "4x6", "v": "4x6"}, "t: add(x, z, v)"),
@@ -261,6 +263,7 @@ CASES = [
     m("mul", "se-scale", {"x": "8x4x4", "z": "8x1x1"}, "t: x * z"),
     m("mul", "both-broadcast", {"x": "8x1x5", "z": "1x4x1"}, "t: mul(x, z)"),
     m("mul", "same-input-twice", {"x": "3x4x4"}, "t: mul(x -> relu, x -> relu)"),
+    m("mul", "lower-rank", {"x": "8x4x5", "z": "5"}, "t: mul(x, z)"),
     m("concat", "channels", {"x": "3x4x4", "z": "5x4x4"}, "t: concat([x, z])"),
     m("concat", "axis", {"x": "3x4x4", "z": "3x2x4"}, "t: concat(x, z, axis=1)"),
     m("concat", "tokens", {"x": "tokens 1x8", "z": "tokens 16x8"}, "t: concat([x, z])"),
@@ -280,7 +283,7 @@ CASES = [
 
 def test_every_op_and_alias_has_a_case():
     named = {ALIASES.get(p.values[0], p.values[0]) for p in CASES} | {p.values[0] for p in CASES}
-    assert not (set(REGISTRY) | set(ALIASES)) - named - {"mul"}
+    assert not (set(REGISTRY) | set(ALIASES)) - named
 
 
 @pytest.mark.parametrize("op, inputs, expr, scale", CASES)
@@ -291,8 +294,8 @@ def test_op_matches_torch(tmp_path, op, inputs, expr, scale):
 
 
 def test_mul_of_different_ranks_broadcasts_after_the_batch(tmp_path):
-    # The PyTorch backend writes `x * z`, which aligns z's batch axis with x's last axes (a bug reported
-    # to the lead); the reference here is torch itself with z given unit axes after its batch.
+    # The reference is torch itself with z given unit axes after its batch (a bare `x * z` would align
+    # z's batch axis with x's last axes: the PyTorch backend once wrote that).
     net = one_output(tmp_path, {"x": "8x4x5", "z": "5"}, "t: mul(x, z)")
     model = numpy_model(net, {})
     x, z = random_inputs(net)

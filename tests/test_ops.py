@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import torch.nn.functional as F
 import torchvision
 from torch import nn
@@ -310,6 +312,12 @@ CASES: list[Case] = [
     case("slice", "channels", "8x4x4", "slice(2, 6)", lambda: (lambda x: x[:, 2:6])),
     case("slice", "axis", "8x4x5", "slice(1, axis=2)", lambda: (lambda x: x[:, :, :, 1:])),
     case("slice", "tokens", "tokens 17x8", "slice(0, 1)", lambda: (lambda x: x[:, 0:1])),
+    # select: an index along an axis, which goes away (torch's indexing); negative indexes as Python's
+    case("select", "class-token", "tokens 17x8", "select(0)", lambda: (lambda x: x[:, 0]), tokens=False),
+    case("select", "last-token", "tokens 17x8", "select(-1)", lambda: (lambda x: x[:, -1]), tokens=False),
+    case("select", "feature", "tokens 5x8", "select(-3, axis=1)", lambda: (lambda x: x[:, :, -3]), tokens=False),
+    case("select", "channel", "6x7", "select(2)", lambda: (lambda x: x[:, 2])),
+    case("select", "position", "6x7", "select(6, axis=1)", lambda: (lambda x: x[:, :, 6])),
     # ---- merges: add, mul (broadcasting), concat
     Case("add", "two", {"x": "8x4x4", "z": "8x4x4"}, "t: add(x, z)", lambda: torch.add),
     Case("add", "operator", {"x": "tokens 5x8", "z": "tokens 5x8"}, "t: x + z", lambda: torch.add),
@@ -729,6 +737,7 @@ def test_channel_ops_refuse_flat_vectors_as_torch_does(tmp_path, layer, module):
 MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool(1)", "avgpool": "avgpool(1)",
                 "adaptive_avgpool": "adaptive_avgpool(1)", "adaptive_maxpool": "adaptive_maxpool(1)",
                 "subsample": "subsample(1)", "lrn": "lrn(3)", "linear": "linear(4)", "slice": "slice(0, 1)",
+                "select": "select(0)",
                 "channel_shuffle": "channel_shuffle(2)", "se": "se(2)", "mlp": "mlp(4)", "rbf": "rbf(3)",
                 "patch_embed": "patch_embed(4, 2)", "attention": "attention(2)",
                 "stochastic_depth": "stochastic_depth(0.1)"}
@@ -768,6 +777,40 @@ def test_concat_and_slice_round_trip(tmp_path):
                    "concat([x -> a: slice(0, 12), x -> b: slice(12)]) -> t: channel_shuffle(2)")
     assert net.node("a")["type"].shape == net.node("b")["type"].shape == (12, 7, 7)
     assert net.node("t")["type"].shape == (24, 7, 7)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), tokens=st.booleans(), axis=st.integers(0, 4),
+       index=st.integers(-7, 7))
+def test_select_is_torch_indexing_where_the_axis_leaves_a_vector(tmp_path, shape, tokens, axis, index):
+    # torch's x[:, ..., index] (the batch first) gives the shape; the language takes the cases that leave a
+    # flat vector (a token sequence or a 1D map, rank 2) and refuses the others with a located CnnError
+    tokens = tokens and len(shape) == 2
+    text = ("tokens " if tokens else "") + "x".join(map(str, shape))
+    x = torch.randn(2, *shape)
+    try:
+        reference = tuple(x[(slice(None),) * (axis + 1) + (index,)].shape[1:])
+    except IndexError:
+        reference = None
+    try:
+        node = op_node(tmp_path, text, f"select({index}, axis={axis})")
+    except cnndsl.CnnError as err:
+        assert err.span is not None and err.span.line == 3
+        assert reference is None or len(shape) != 2
+        return
+    assert len(shape) == 2 and node["type"].shape == reference and not node["type"].tokens
+    assert node["params"] == [] and node["macs"] == 0 and node["flops"] == 0
+
+
+def test_select_picks_vits_class_token_as_torchvision_does(tmp_path):
+    # torchvision's VisionTransformer.forward: `x = x[:, 0]` after the encoder, then the heads
+    vit = "x -> patch_embed(48, 8) -> class_token -> attention(4) -> {} -> linear(10)"
+    net, totals = build(tmp_path, {"x": "3x32x32"}, vit.format("t: select(0)"))
+    assert net.node("t")["type"].shape == (48,) and not net.node("t")["type"].tokens
+    assert net.node("t")["rf"] == "global"  # after attention, the class token has seen every patch
+    _, sliced = build(tmp_path, {"x": "3x32x32"}, vit.format("slice(0, 1) -> flatten"), "sliced.cnn")
+    for key in ("params", "macs", "flops", "activation_bytes", "peak_activation_bytes"):
+        assert totals[key] == sliced[key], key  # one view in place of two
 
 
 def test_merge_receptive_fields_take_the_largest_and_mark_the_merge(tmp_path):
@@ -846,6 +889,15 @@ BAD = [
     ("3x8x8", "slice(3, 2)", None),
     ("3x8x8", "slice(0, 4)", None),
     ("3x8x8", "slice(0, axis=3)", None),
+    ("tokens 5x8", "select(5)", lambda: torch.randn(2, 5, 8)[:, 5]),
+    ("tokens 5x8", "select(-6)", lambda: torch.randn(2, 5, 8)[:, -6]),
+    ("tokens 5x8", "select(0, axis=2)", lambda: torch.randn(2, 5, 8)[:, :, :, 0]),
+    ("tokens 5x8", "select(0, axis=-1)", None),
+    ("tokens 5x8", "select(1.5)", lambda: torch.randn(2, 5, 8)[:, 1.5]),
+    ("tokens 5x8", "select", None),
+    ("8", "select(0)", None),
+    ("3x8x8", "select(0)", None),
+    ("3x4x8x8", "select(1, axis=1)", None),
     ("3x8x8", "channel_shuffle(2)", None),
     ("3x8x8", "concat(axis=3)", None),
     ("16x8x8", 'se(4, activation="mish")', None),

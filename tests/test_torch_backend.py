@@ -47,9 +47,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -863,6 +865,10 @@ OP_CASES: dict[str, list] = {
     "slice": [("inline", {"x": "6x4"}, "x -> slice(1, 4)", []),
               ("inline_axis1", {"x": "3x6x5"}, "x -> slice(2, axis=1)", []),
               ("module", {"x": "6x4x4"}, "x -> s: slice(2)", [])],
+    "select": [("inline", {"x": "tokens 5x8"}, "x -> select(0)", []),
+               ("inline_axis1_negative", {"x": "6x7"}, "x -> select(-1, axis=1)", []),
+               ("module", {"x": "tokens 5x8"}, "x -> s: select(2)", []),
+               ("module_axis1", {"x": "tokens 5x8"}, "x -> s: select(-3, axis=1)", [])],
     "channel_shuffle": [("inline", {"x": "6x3x3"}, "x -> channel_shuffle(2)", []),
                         ("module_1d", {"x": "6x5"}, "x -> c: channel_shuffle(3)", [])],
     "se": [("2d", {"x": "8x4x4"}, "x -> se(2)", []),
@@ -1048,6 +1054,82 @@ def test_slice_takes_the_range(tmp_path, expr, index):
     x = torch.randn(2, 6, 4, 5)
     with torch.no_grad():
         torch.testing.assert_close(model(x), x[index])
+
+
+# mul broadcasts over the axes after the batch, aligned from the right (cnndsl/ops/tensor.py broadcast_shape):
+# every rank combination the shape rule accepts, the lower rank first or second, and three inputs.
+MUL_BROADCASTS = [
+    ({"x": "8x4x5", "z": "5"}, "x * z"),
+    ({"x": "5", "z": "8x4x5"}, "x * z"),
+    ({"x": "8x4x5", "z": "4x5"}, "x * z"),
+    ({"x": "8x4x5", "z": "4x1"}, "mul(x, z)"),
+    ({"x": "8x1x5", "z": "1x4x1"}, "mul(x, z)"),
+    ({"x": "8x4x4", "z": "8x1x1"}, "x * z"),
+    ({"x": "3x4x5x6", "z": "6"}, "x * z"),
+    ({"x": "3x4x5x6", "z": "5x1"}, "x * z"),
+    ({"x": "6x7", "z": "7"}, "x * z"),
+    ({"x": "tokens 6x8", "z": "8"}, "x * z"),
+    ({"x": "8x4x5", "z": "5", "w": "4x1"}, "mul(x, z, w)"),
+]
+
+
+def numpy_run(net, state, xs: list[torch.Tensor]) -> np.ndarray:
+    """The generated NumPy model (our generated code, executed as a module) on the same inputs."""
+    module = types.ModuleType(f"generated_{net.name}")
+    exec(compile(cnndsl.compile(net, "numpy"), f"<numpy {net.name}>", "exec"), module.__dict__)  # noqa: S102
+    return getattr(module, class_name(net))(state)(*[x.numpy() for x in xs])
+
+
+def per_sample_product(operands: list[np.ndarray]) -> np.ndarray:
+    """The hand computation: each sample on its own (no batch axis), multiplied with NumPy's broadcasting,
+    which aligns axes from the right as the shape rule does."""
+    return np.stack([math.prod(a[n] for a in operands) for n in range(len(operands[0]))])
+
+
+def check_mul(net, model, xs, operands) -> None:
+    with torch.no_grad():
+        got = model(*xs).numpy()
+    assert got.shape == (len(xs[0]), *net.type_of(net.outputs["y"]).shape)
+    np.testing.assert_allclose(got, per_sample_product(operands), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(numpy_run(net, model.state_dict(), xs), got, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inputs, expr", MUL_BROADCASTS,
+                         ids=[f"{e} {' '.join(i.values())}".replace(" ", "_") for i, e in MUL_BROADCASTS])
+def test_mul_of_different_ranks_broadcasts_after_the_batch(tmp_path, inputs, expr):
+    """The PyTorch model, the NumPy model and a hand computation agree with the shape rule's broadcasting."""
+    net, _ = build_net(tmp_path, inputs, expr)
+    xs = random_inputs(net, batch=3)
+    check_mul(net, cnndsl.to_torch(net).eval(), xs, [x.numpy() for x in xs])
+
+
+@pytest.mark.parametrize("inputs, expr", [({"x": "8x4x5", "z": "6"}, "x * (z -> flatten -> fc: linear(5))"),
+                                          ({"x": "8x4x5"}, "x * (x -> flatten -> fc: linear(5))"),
+                                          ({"x": "tokens 6x8"}, "(x -> flatten -> fc: linear(8)) * x")])
+def test_mul_by_a_vector_made_in_the_network(tmp_path, inputs, expr):
+    net, _ = build_net(tmp_path, inputs, expr)
+    torch.manual_seed(0)
+    model = cnndsl.to_torch(net).eval()
+    xs = random_inputs(net, batch=3)
+    with torch.no_grad():
+        vector = model.fc(torch.flatten(xs[-1], 1)).numpy()
+    operands = [xs[0].numpy(), vector][::1 if expr.startswith("x") else -1]
+    check_mul(net, model, xs, operands)
+
+
+@pytest.mark.parametrize("inputs, expr, index", [
+    ({"x": "tokens 5x8"}, "x -> select(0)", (slice(None), 0)),
+    ({"x": "tokens 5x8"}, "x -> s: select(-1)", (slice(None), -1)),
+    ({"x": "tokens 5x8"}, "x -> select(-3, axis=1)", (slice(None), slice(None), -3)),
+    ({"x": "6x7"}, "x -> s: select(4, axis=1)", (slice(None), slice(None), 4)),
+])
+def test_select_takes_the_index(tmp_path, inputs, expr, index):
+    net, model = model_for(tmp_path, inputs, expr)
+    x = random_inputs(net)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x[index])
+    assert ("Select(" in cnndsl.compile(net)) == (" s: " in expr)  # a module when labelled, else x[:, i]
+    np.testing.assert_array_equal(numpy_run(net, {}, [x]), x[index].numpy())  # and the NumPy backend's
 
 
 def test_se_equals_torchvision_squeeze_excitation(tmp_path):

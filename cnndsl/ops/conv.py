@@ -6,8 +6,8 @@ from __future__ import annotations
 from math import prod
 
 from ..types import TensorType, axis_name
-from .spec import (Arg, OpCall, OpError, OpSpec, Param, Window, boolean, choice, integer, ints, number,
-                   optional, per_axis)
+from .spec import (BACKWARD_NEEDS_NO_OUTPUT, Arg, OpCall, OpError, OpSpec, Param, Window, boolean, choice, integer,
+                   ints, number, optional, per_axis)
 
 
 def padding(v):
@@ -161,7 +161,7 @@ conv = OpSpec(
           Arg("table", optional(table), None, "partial connections: input channels of each output channel"),
           Arg("pad_value", number(), 0.0, "value the padding is filled with (LeCun 1989 pads with -1)")),
     resolve=resolve_conv, shape=conv_shape, params=conv_params, macs=conv_macs, flops=conv_flops,
-    flops_doc=CONV_FLOPS_DOC, rf=conv_rf, category="convolution",
+    flops_doc=CONV_FLOPS_DOC, rf=conv_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}), category="convolution",
 )
 
 
@@ -180,7 +180,7 @@ dwconv = OpSpec(
           Arg("multiplier", integer(), 1, "output channels per input channel"),
           Arg("bias", boolean, True, "add a learned bias")),
     resolve=resolve_dwconv, shape=conv_shape, params=conv_params, macs=conv_macs, flops=conv_flops,
-    flops_doc=CONV_FLOPS_DOC, rf=conv_rf, category="convolution",
+    flops_doc=CONV_FLOPS_DOC, rf=conv_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}), category="convolution",
 )
 
 OPS = [conv, dwconv]

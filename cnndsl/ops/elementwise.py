@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from ..types import TensorType
-from .spec import Arg, OpCall, OpError, OpSpec, Param, choice, integer, number
+from .spec import (BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW, Arg, OpCall, OpError, OpSpec, Param, choice, integer,
+                   number)
 
-VIEW = frozenset({"view"})
 
-
-def activation(name: str, doc: str, flops_per_element: int, formula: str, args=(), aliases=()) -> OpSpec:
+def activation(name: str, doc: str, flops_per_element: int, formula: str, args=(), aliases=(), traits=(),
+               trait_rules=()) -> OpSpec:
     """An activation: same shape out, no parameters, a fixed number of FLOPs per element."""
     return OpSpec(name, doc, args=tuple(args), flops=lambda c: flops_per_element * c.out.numel,
                   flops_doc=f"{flops_per_element} per element ({formula})", aliases=aliases,
-                  category="activation")
+                  traits=frozenset(traits), trait_rules=tuple(trait_rules), category="activation")
+
+
+def slope_not_negative(call: OpCall) -> bool:
+    """In place, leaky_relu's gradient is read off its output: the sign of the output must be the input's."""
+    return call.attrs["slope"] >= 0
 
 
 ACTIVATIONS = [
-    activation("relu", "max(x, 0).", 1, "max"),
-    activation("relu6", "min(max(x, 0), 6), as MobileNet uses.", 2, "max, min"),
+    # relu, relu6 and leaky_relu (slope >= 0) may run in place, as torchvision writes them (inplace=True): their
+    # gradient is read off their output (spec.INPLACE). tanh and sigmoid would qualify too, but no backend has
+    # an in-place form of them; silu, hardswish, hardsigmoid and gelu need their input for the gradient.
+    activation("relu", "max(x, 0).", 1, "max", traits=[INPLACE]),
+    activation("relu6", "min(max(x, 0), 6), as MobileNet uses.", 2, "max, min", traits=[INPLACE]),
     activation("leaky_relu", "x if x > 0 else slope * x.", 2, "compare, multiply",
-               args=[Arg("slope", number(), 0.01, "slope for negative inputs")]),
+               args=[Arg("slope", number(), 0.01, "slope for negative inputs")], traits=[INPLACE],
+               trait_rules=[(INPLACE, slope_not_negative)]),
     activation("tanh", "Hyperbolic tangent.", 1, "tanh"),
     activation("scaled_tanh", "A * tanh(S * x), LeNet-5's squashing function (A = 1.7159, S = 2/3).", 3,
                "multiply, tanh, multiply",
@@ -70,8 +79,9 @@ batchnorm = OpSpec(
                  "variance (and PyTorch's num_batches_tracked counter) are buffers, not parameters.",
     args=(Arg("eps", number(minimum=0.0), 1e-5, "added to the variance"),
           Arg("momentum", number(minimum=0.0), 0.1, "running-statistics momentum")),
-    shape=bn_shape, params=bn_params, flops=lambda c: 2 * c.out.numel, flops_doc="2 per element (inference: scale, shift)",
-    category="normalization",
+    shape=bn_shape, params=bn_params, flops=lambda c: 2 * c.out.numel,
+    flops_doc="2 per element (inference: scale, shift)",
+    traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}), category="normalization",
 )
 
 layernorm = OpSpec(
@@ -102,7 +112,7 @@ lrn = OpSpec(
 dropout = OpSpec(
     "dropout", "Zeroes elements with probability p while training; the identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), 0.5, "drop probability"),),
-    traits=VIEW, category="regularization",
+    traits=frozenset({VIEW}), category="regularization",
 )
 
 stochastic_depth = OpSpec(
@@ -110,9 +120,9 @@ stochastic_depth = OpSpec(
                         "identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), doc="drop probability"),
           Arg("mode", choice("row", "batch"), "row", "drop per sample (row) or per batch")),
-    traits=VIEW, category="regularization",
+    traits=frozenset({VIEW}), category="regularization",
 )
 
-identity = OpSpec("identity", "Returns its input.", traits=VIEW, category="tensor")
+identity = OpSpec("identity", "Returns its input.", traits=frozenset({VIEW}), category="tensor")
 
 OPS = [*ACTIVATIONS, softmax, batchnorm, layernorm, lrn, dropout, stochastic_depth, identity]

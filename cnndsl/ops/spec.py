@@ -67,6 +67,31 @@ class Window:
     exact: bool = True  # False for adaptive pooling with uneven windows: the largest window is used
 
 
+# ---------------------------------------------------------------- traits
+# Facts about an op that passes and backends act on, named here so that nothing switches on op names.
+# An op's `traits` holds the ones that are true of it; `trait_rules` narrows a trait to the calls for
+# which a rule holds (leaky_relu may run in place only with a slope >= 0); OpSpec.has(trait, call) asks.
+# A trait that is true but not claimed costs only speed or memory; a trait claimed falsely gives wrong
+# gradients, so tests/test_backend_traits.py checks INPLACE and BACKWARD_NEEDS_NO_OUTPUT against autograd.
+
+VIEW = "view"
+"""The output aliases input 0's storage (flatten, slice, dropout at inference): no new activation bytes."""
+
+MERGE = "merge"
+"""The op joins several paths (add, mul, concat): receptive fields meet here."""
+
+INPLACE = "inplace"
+"""The op may write its output over its first input, as nn.ReLU(inplace=True) and `a += b` do: the output
+has input 0's shape, and the op's backward does not need input 0's value (relu's gradient is read off its
+output, a sum's needs nothing). A backend that does so must also know that nothing else reads input 0
+and that input 0's producer has BACKWARD_NEEDS_NO_OUTPUT."""
+
+BACKWARD_NEEDS_NO_OUTPUT = "backward_needs_no_output"
+"""Autograd does not keep the op's output for the op's own backward (a convolution, a linear layer or a
+batch norm needs its input and weights; a sum needs nothing), so a later op may overwrite that output in
+place. An op without it (relu, sigmoid, tanh: their gradients are computed from their outputs) must
+find its output untouched."""
+
 POINTWISE = "pointwise"  # each output position sees the same positions as its input(s)
 GLOBAL = "global"  # each output sees every input position
 GATED = "gated"  # each output is its own input position scaled by a gate computed from every position
@@ -114,9 +139,16 @@ class OpSpec:
     flops: Callable[[OpCall], int] = _zero
     flops_doc: str = "0"
     rf: Callable[[OpCall], Any] = _pointwise
-    traits: frozenset[str] = field(default_factory=frozenset)  # "view": output aliases input 0
+    traits: frozenset[str] = field(default_factory=frozenset)  # VIEW, MERGE, INPLACE, ... (above)
+    trait_rules: tuple[tuple[str, Callable[[OpCall], bool]], ...] = ()  # (trait, holds for this call?)
     aliases: tuple[str, ...] = ()
     category: str = "other"
+
+    def has(self, trait: str, call: OpCall) -> bool:
+        """Is `trait` true of this application of the op (its arguments and input types)?"""
+        if trait not in self.traits:
+            return False
+        return all(rule(call) for name, rule in self.trait_rules if name == trait)
 
     def arg(self, name: str) -> Arg | None:
         return next((a for a in self.args if a.name == name), None)

@@ -1,12 +1,12 @@
-"""Ops that reshape, combine or fully connect tensors: flatten, linear, add, mul, concat, slice,
+"""Ops that reshape, combine or fully connect tensors: flatten, linear, add, mul, concat, slice, select,
 channel shuffle, and the composite layers built from them (squeeze-excitation, MLP, RBF units)."""
 
 from __future__ import annotations
 
 from ..types import TensorType
 from .conv import spatial_input
-from .spec import (GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, boolean, choice, integer, number,
-                   optional)
+from .spec import (BACKWARD_NEEDS_NO_OUTPUT, GATED, GLOBAL, INPLACE, MERGE, POINTWISE, VIEW, Arg, OpCall, OpError,
+                   OpSpec, Param, boolean, choice, integer, number, optional)
 
 
 def flatten_shape(call: OpCall) -> TensorType:
@@ -14,7 +14,7 @@ def flatten_shape(call: OpCall) -> TensorType:
 
 
 flatten = OpSpec("flatten", "Flattens everything but the batch into one feature axis (torch.flatten(x, 1)).",
-                 shape=flatten_shape, traits=frozenset({"view"}), category="tensor")
+                 shape=flatten_shape, traits=frozenset({VIEW}), category="tensor")
 
 
 def features_in(call: OpCall, op: str) -> int:
@@ -54,7 +54,8 @@ linear = OpSpec(
     args=(Arg("out", integer(), doc="output features"), Arg("bias", boolean, True, "add a learned bias")),
     shape=linear_shape, params=linear_params, macs=linear_macs,
     flops=lambda c: 2 * linear_macs(c) + (c.out.numel if c.attrs["bias"] else 0),
-    flops_doc="2 per MAC, plus 1 per output with a bias", rf=mixing_rf, category="linear",
+    flops_doc="2 per MAC, plus 1 per output with a bias", rf=mixing_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}),
+    category="linear",
 )
 
 
@@ -69,7 +70,8 @@ def same_shapes(call: OpCall, op: str) -> TensorType:
 add = OpSpec(
     "add", "Elementwise sum of tensors of the same shape (`a + b`).", inputs=0, min_inputs=2,
     shape=lambda c: same_shapes(c, "add"), flops=lambda c: (len(c.inputs) - 1) * c.out.numel,
-    flops_doc="(inputs - 1) per element", traits=frozenset({"merge"}), category="merge",
+    flops_doc="(inputs - 1) per element", traits=frozenset({MERGE, INPLACE, BACKWARD_NEEDS_NO_OUTPUT}),
+    category="merge",
 )
 
 
@@ -92,7 +94,7 @@ def broadcast_shape(call: OpCall) -> TensorType:
 mul = OpSpec(
     "mul", "Elementwise product with broadcasting (`a * b`; squeeze-excitation scales channels this way).",
     inputs=0, min_inputs=2, shape=broadcast_shape, flops=lambda c: (len(c.inputs) - 1) * c.out.numel,
-    flops_doc="(inputs - 1) per element", traits=frozenset({"merge"}), category="merge",
+    flops_doc="(inputs - 1) per element", traits=frozenset({MERGE}), category="merge",
 )
 
 
@@ -111,7 +113,7 @@ def concat_shape(call: OpCall) -> TensorType:
 concat = OpSpec(
     "concat", "Concatenation along an axis (default 0: channels, or tokens for a sequence).",
     args=(Arg("axis", integer(0), 0, "axis, counted without the batch"),), inputs=0, min_inputs=1,
-    shape=concat_shape, traits=frozenset({"merge"}), category="merge",
+    shape=concat_shape, traits=frozenset({MERGE}), category="merge",
 )
 
 
@@ -131,7 +133,41 @@ slice_ = OpSpec(
     args=(Arg("start", integer(0), doc="first index"),
           Arg("stop", optional(integer(1)), None, "one past the last index (default: the end)"),
           Arg("axis", integer(0), 0, "axis, counted without the batch")),
-    shape=slice_shape, traits=frozenset({"view"}), category="tensor",
+    shape=slice_shape, traits=frozenset({VIEW}), category="tensor",
+)
+
+
+def select_shape(call: OpCall) -> TensorType:
+    a, x = call.attrs, call.x
+    axis, index = a["axis"], a["index"]
+    if not 0 <= axis < x.rank:
+        raise OpError(f"select axis {axis} is out of range for {x}")
+    size = x.shape[axis]
+    if not -size <= index < size:
+        raise OpError(f"select index {index} is outside axis {axis} of size {size} "
+                      f"(from {-size} to {size - 1}; negative indexes count from the end)")
+    keep = f"slice({index % size}, {index % size + 1}{'' if axis == 0 else f', axis={axis}'})"
+    if x.rank == 1:
+        raise OpError(f"select would leave one number per sample of the vector {x}; {keep} keeps the axis")
+    if x.spatial_rank > 1:
+        raise OpError(f"select on the map {x} would leave a map with one spatial axis less, which the receptive "
+                      f"fields do not follow; {keep} keeps the axis")
+    return TensorType((*x.shape[:axis], *x.shape[axis + 1:]))
+
+
+def select_rf(call: OpCall):
+    """The chosen token, channel or position keeps its field: the output, a flat vector, reports none of its
+    own, and the analysis carries the input's on (as through flatten)."""
+    return POINTWISE
+
+
+select = OpSpec(
+    "select", "Takes one index along an axis (default: the tokens, or the channels) and drops the axis, as "
+              "`x[:, index]` does: ViT's class token is `select(0)`. A token sequence or a 1D map gives a flat "
+              "vector.",
+    args=(Arg("index", integer(None), doc="the index; negative counts from the end, as in Python"),
+          Arg("axis", integer(0), 0, "axis, counted without the batch")),
+    shape=select_shape, rf=select_rf, traits=frozenset({VIEW}), category="tensor",
 )
 
 
@@ -225,4 +261,4 @@ rbf = OpSpec(
     rf=lambda c: GLOBAL, category="linear",
 )
 
-OPS = [flatten, linear, add, mul, concat, slice_, channel_shuffle, se, mlp, rbf]
+OPS = [flatten, linear, add, mul, concat, slice_, select, channel_shuffle, se, mlp, rbf]
