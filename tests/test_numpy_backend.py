@@ -25,17 +25,17 @@ import numpy as np
 import pytest
 
 import torch
-F = torch.nn.functional
-
-from cnndsl.backends import numpy_backend, numpy_kernels
-from cnndsl.backends.numpy_backend import EMITTERS, KernelSource
-from cnndsl.backends.pytorch import class_name
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import cnndsl
+from cnndsl.backends import numpy_backend, numpy_kernels
+from cnndsl.backends.numpy_backend import EMITTERS, KernelSource
+from cnndsl.backends.pytorch import class_name
 from cnndsl.loader import zoo_index
 from cnndsl.ops import ALIASES, REGISTRY
+
+F = torch.nn.functional
 
 TOLERANCE = 1e-4
 
@@ -130,7 +130,8 @@ def compare(net, batch: int = 2, seed: int = 0, scale: float = 1.0, reference=No
 
 
 def test_every_op_has_an_emitter():
-    assert set(EMITTERS) == set(REGISTRY), "ops without a NumPy emitter: " + ", ".join(sorted(set(REGISTRY) - set(EMITTERS)))
+    missing = ", ".join(sorted(set(REGISTRY) - set(EMITTERS)))
+    assert set(EMITTERS) == set(REGISTRY), "ops without a NumPy emitter: " + missing
     assert all(target in EMITTERS for target in ALIASES.values())
 
 
@@ -175,7 +176,8 @@ CASES = [
     c("conv", "2d-pad-value", "1x16x16", "conv(4, 5, pad=2, pad_value=-1)"),
     c("conv", "2d-untied-bias", "1x16x16", 'conv(12, 5, stride=2, pad=2, bias="untied")'),
     c("conv", "2d-table", "6x14x14", f"conv(16, 5, table={TABLE_I})"),
-    c("conv", "2d-table-untied-pad-value", "6x8x8", f'conv(16, 3, pad=1, pad_value=-1, bias="untied", table={TABLE_I})'),
+    c("conv", "2d-table-untied-pad-value", "6x8x8",
+      f'conv(16, 3, pad=1, pad_value=-1, bias="untied", table={TABLE_I})'),
     c("conv", "3d", "2x6x8x10", "conv(4, 3, stride=[1, 2, 2], pad=1)"),
     c("conv", "3d-dilation-groups", "4x9x9x9", "conv(8, [1, 3, 3], dilation=[1, 2, 1], groups=2)"),
     c("dwconv", "2d", "8x16x16", "dwconv(3, pad=1)"),
@@ -199,7 +201,8 @@ CASES = [
     c("avgpool", "2d-stride-pad", "3x17x17", "avgpool(3, stride=2, pad=1)"),
     c("avgpool", "2d-stride-pad-exclude", "3x17x17", "avgpool(3, stride=2, pad=1, count_include_pad=false)"),
     c("avgpool", "2d-ceil-drops-last-window", "3x5x7", "avgpool(2, stride=2, pad=1, ceil_mode=true)"),
-    c("avgpool", "2d-ceil-pad-exclude", "3x10x11", "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
+    c("avgpool", "2d-ceil-pad-exclude", "3x10x11",
+      "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
     c("avgpool", "2d-ceil", "3x10x11", "avgpool(3, stride=2, ceil_mode=true)"),
     c("avgpool", "1d", "4x30", "avgpool(4, stride=3)"),
     c("avgpool", "3d-ceil", "2x7x8x9", "avgpool(2, ceil_mode=true)"),
@@ -389,10 +392,12 @@ def random_network(draw):
         else:
             lines.append(f"y = y -> {draw(st.sampled_from(['relu', 'relu6', 'sigmoid', 'tanh', 'hardswish']))}")
     body = "\n    ".join(lines)
-    return f"network rnd() {{\n    input x: {shape}\n    y = x\n    {body}\n    output out = y -> flatten -> fc: linear(3)\n}}\n"
+    return (f"network rnd() {{\n    input x: {shape}\n    y = x\n    {body}\n"
+            f"    output out = y -> flatten -> fc: linear(3)\n}}\n")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=random_network())
 def test_random_networks_match_torch(tmp_path, text):
     try:
@@ -681,7 +686,8 @@ def test_wrong_shape_names_the_weight_and_both_shapes(lenet):
     _, _, cls, state = lenet
     model = cls(state)
     before = model.state_dict()
-    with pytest.raises(ValueError, match=r"weight 'c1\.weight' has shape \(6, 1, 3, 3\), but Lenet5 needs \(6, 1, 5, 5\)"):
+    expected = r"weight 'c1\.weight' has shape \(6, 1, 3, 3\), but Lenet5 needs \(6, 1, 5, 5\)"
+    with pytest.raises(ValueError, match=expected):
         model.load_state_dict({**state, "c1.weight": np.zeros((6, 1, 3, 3))})
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())  # all or nothing
 
@@ -700,7 +706,8 @@ def test_calling_without_weights_or_with_a_wrong_shape_says_so(lenet):
     _, _, cls, state = lenet
     with pytest.raises(RuntimeError, match="no weights"):
         cls()(np.zeros((1, 1, 32, 32), np.float32))
-    with pytest.raises(ValueError, match=r"input x has shape \(1, 1, 28, 28\), but the network expects \(N, 1, 32, 32\)"):
+    expected = r"input x has shape \(1, 1, 28, 28\), but the network expects \(N, 1, 32, 32\)"
+    with pytest.raises(ValueError, match=expected):
         cls(state)(np.zeros((1, 1, 28, 28), np.float32))
 
 

@@ -10,7 +10,6 @@ only the output comparisons build real weights, at a reduced resolution.
 from __future__ import annotations
 
 import ast
-import json
 import re
 import warnings
 
@@ -22,44 +21,21 @@ import torchvision.models as tvm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnndsl
 from cnndsl.cli import main as cli_main
-from cnndsl.ir import lint_ir
 from cnndsl.resources import architectures_dir
+
+from reference import (assert_module_output_shapes, conv_and_linear_modules, ir_output_shapes, ir_state,
+                       node_macs_checked, output_error, random_input, reference_macs, torch_state, unused_definitions)
 
 DENSENETS = ["densenet121", "densenet161", "densenet169", "densenet201"]
 SHUFFLENETS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
 PRESETS = DENSENETS + SHUFFLENETS
 
-# Trainable parameters as torchvision's model documentation lists them (docs.pytorch.org/vision/stable/
-# models.html, "Params"; each weights enum's meta["num_params"]); the issue's table gives the DenseNets
-# and shufflenet_v2_x1_0.
-PARAMS = {
-    "densenet121": 7_978_856,
-    "densenet161": 28_681_000,
-    "densenet169": 14_149_480,
-    "densenet201": 20_013_928,
-    "shufflenet_v2_x0_5": 1_366_792,
-    "shufflenet_v2_x1_0": 2_278_604,
-    "shufflenet_v2_x1_5": 3_503_624,
-    "shufflenet_v2_x2_0": 7_393_996,
-}
-
-WEIGHTS = {
-    "densenet121": tvm.DenseNet121_Weights.IMAGENET1K_V1,
-    "densenet161": tvm.DenseNet161_Weights.IMAGENET1K_V1,
-    "densenet169": tvm.DenseNet169_Weights.IMAGENET1K_V1,
-    "densenet201": tvm.DenseNet201_Weights.IMAGENET1K_V1,
-    "shufflenet_v2_x0_5": tvm.ShuffleNet_V2_X0_5_Weights.IMAGENET1K_V1,
-    "shufflenet_v2_x1_0": tvm.ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1,
-    "shufflenet_v2_x1_5": tvm.ShuffleNet_V2_X1_5_Weights.IMAGENET1K_V1,
-    "shufflenet_v2_x2_0": tvm.ShuffleNet_V2_X2_0_Weights.IMAGENET1K_V1,
-}
-
-# FlopCounterMode counts 2 FLOPs per multiply-accumulate of these ops (bias additions not included).
-MATMUL_OPS = {"aten.convolution", "aten.addmm", "aten.mm", "aten.bmm"}
+# Their published parameter counts and GFLOPS (reference.PUBLISHED, WEIGHTS; the issue's table gives the
+# DenseNets and shufflenet_v2_x1_0), their parameters, buffers, state_dict and MACs against torchvision's
+# models: tests/test_zoo_classic.py, for every preset of the zoo.
 
 SMALL = (3, 64, 64)  # both families reach 2x2 at their last stage (stride 32)
 
@@ -90,38 +66,6 @@ def case(preset, exc=Exception, slow=False):
 # ---------------------------------------------------------------- builders and helpers
 
 
-@pytest.fixture(scope="module")
-def ours():
-    """Our IR, elaborated, analysed and linted once per (target, inputs, params): (network, totals)."""
-    cache = {}
-
-    def get(target: str, inputs: dict | None = None, **params):
-        key = (target, json.dumps(inputs, sort_keys=True), json.dumps(params, sort_keys=True))
-        if key not in cache:
-            net = cnndsl.load(target, inputs=inputs, **params)
-            totals = cnndsl.analyze(net)
-            lint_ir(net)
-            cache[key] = net, totals
-        return cache[key]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def meta_tv():
-    """torchvision's model, weights=None, built once per (name, kwargs) on the meta device, in eval mode."""
-    cache = {}
-
-    def get(name: str, **kwargs):
-        key = (name, repr(sorted(kwargs.items())))
-        if key not in cache:
-            with torch.device("meta"):
-                cache[key] = getattr(tvm, name)(weights=None, **kwargs).eval()
-        return cache[key]
-
-    return get
-
-
 def randomize_norms(model: nn.Module) -> nn.Module:
     """Batch norms with statistics and affine terms away from the identity, so eval mode tests them."""
     g = torch.Generator().manual_seed(1)
@@ -136,155 +80,32 @@ def randomize_norms(model: nn.Module) -> nn.Module:
     return model
 
 
-def ir_state(net) -> dict[str, tuple[tuple[int, ...], str]]:
-    """state_dict key -> (shape, kind) of every parameter and buffer of the IR."""
-    out = {}
-    for data in net.nodes():
-        for p in data["params"]:
-            out[f"{data['name']}.{p.name}" if p.name else data["name"]] = (tuple(p.shape), p.kind)
-    return out
-
-
-def tv_state(model) -> dict[str, tuple[tuple[int, ...], str]]:
-    out = {k: (tuple(v.shape), "trainable" if v.requires_grad else "fixed") for k, v in model.named_parameters()}
-    out.update({k: (tuple(v.shape), "buffer") for k, v in model.named_buffers()})
-    return out
-
-
-def flop_counts(model, shape=(3, 224, 224)) -> dict[str, dict[str, int]]:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *shape, device="meta"))
-    return {module: {str(op): n for op, n in ops.items()} for module, ops in counter.get_flop_counts().items()}
-
-
-def reference_macs(model, shape=(3, 224, 224)) -> int:
-    """MACs of a torchvision model: FlopCounterMode's convolution and matrix-product FLOPs, halved."""
-    counts = flop_counts(model, shape)["Global"]
-    flops = sum(n for op, n in counts.items() if op in MATMUL_OPS)
-    assert flops % 2 == 0
-    return flops // 2
-
-
-def first_output_shapes(model, shape) -> dict[str, tuple[int, ...]]:
-    """Output shape of every named module on its first call."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if name:
-            def hook(mod, args, out, name=name):  # returns None: the output is left alone
-                shapes.setdefault(name, tuple(out.shape[1:]))
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *shape, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-    return shapes
-
-
-def ir_output_shapes(net) -> dict[str, tuple[int, ...]]:
-    """Output shape of every node and of every scope (its last node: a block's result, a sequence's end)."""
-    shapes = {name: net.type_of(name).shape for name in net.order}
-    for scope in net.scopes:
-        if scope:
-            last = [n for n in net.order if n.startswith(scope + ".")][-1]
-            shapes[scope] = net.type_of(last).shape
-    return shapes
-
-
 def same_output(net, reference: nn.Module, shape=SMALL) -> float:
     """Relative error between cnndsl.to_torch(net) loaded with the reference's state_dict (strict) and the
-    reference, both in eval mode, on one random batch."""
-    model = cnndsl.to_torch(net)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
-    # one thread: these small inputs gain nothing from more, and on a busy 2-core CI runner the first
-    # call of a many-layer model with intra-op threads takes seconds instead of a tenth of one
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            mine, theirs = model(x), reference(x)
-    finally:
-        torch.set_num_threads(threads)
-    assert mine.shape == theirs.shape
-    return float((mine - theirs).norm() / theirs.norm())
-
-
-def trainable(model) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    reference, both in eval mode, on one random batch (on one thread: see reference.one_thread)."""
+    return output_error(net, reference, random_input(2, *shape, seed=0), threads=1)
 
 
 # ---------------------------------------------------------------- every preset against torchvision
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-def test_parameters_are_torchvisions(preset, ours, meta_tv):
-    _, totals = ours(preset)
-    model = meta_tv(preset)
-    assert totals["trainable_params"] == PARAMS[preset] == trainable(model) == WEIGHTS[preset].meta["num_params"]
-    assert totals["fixed_params"] == 0 and totals["params"] == totals["trainable_params"]
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_buffers_are_torchvisions(preset, ours, meta_tv):
-    # BN running mean and variance, and PyTorch's one-element num_batches_tracked per BN
-    _, totals = ours(preset)
-    assert totals["buffers"] == sum(b.numel() for b in meta_tv(preset).buffers())
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_state_dict_names_and_shapes_are_torchvisions(preset, ours, meta_tv):
-    net, _ = ours(preset)
-    model = meta_tv(preset)
-    mine = ir_state(net)
-    assert list(mine) == list(model.state_dict())  # the same keys, in the same order
-    assert {k: shape for k, (shape, _) in mine.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert mine == tv_state(model)  # and each is a parameter or a buffer as in torchvision
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_macs_equal_flop_counter_on_torchvision(preset, ours, meta_tv):
-    _, totals = ours(preset)
-    assert totals["macs"] == reference_macs(meta_tv(preset))
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_gmacs_round_to_torchvisions_documented_gflops(preset, ours):
-    # torchvision's model table lists "GFLOPS" in the MAC convention (meta["_ops"], 3 decimals for these)
-    _, totals = ours(preset)
-    assert round(totals["macs"] / 1e9, 3) == pytest.approx(WEIGHTS[preset].meta["_ops"])
-
-
 @pytest.mark.parametrize("preset", ["densenet121", "shufflenet_v2_x1_0"])
-def test_macs_of_every_conv_and_linear_equal_flop_counter_per_module(preset, ours, meta_tv):
+def test_macs_of_every_conv_and_linear_equal_flop_counter_per_module(preset, ours, tv):
     net, _ = ours(preset)
-    model = meta_tv(preset)
-    counts = flop_counts(model)
-    prefix = type(model).__name__
-    checked = 0
-    for data in net.nodes():
-        if data["op"] in ("conv", "dwconv", "linear"):
-            ops = counts[f"{prefix}.{data['name']}"]
-            assert data["macs"] == sum(n for op, n in ops.items() if op in MATMUL_OPS) // 2, data["name"]
-            checked += 1
-    assert checked == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    model = tv(preset)
+    checked = node_macs_checked(net, model, {"conv": 1, "dwconv": 1, "linear": 1})
+    assert checked == conv_and_linear_modules(model)
 
 
 @pytest.mark.parametrize("preset, shape", [
     ("densenet121", (3, 224, 224)), ("densenet161", (3, 160, 128)),
     ("shufflenet_v2_x1_0", (3, 224, 224)), ("shufflenet_v2_x0_5", (3, 96, 160)),
 ])
-def test_every_module_output_shape_is_torchvisions(preset, shape, ours, meta_tv):
+def test_every_module_output_shape_is_torchvisions(preset, shape, ours, tv):
     net, totals = ours(preset, inputs={"x": "x".join(map(str, shape))})
-    model = meta_tv(preset)
-    theirs = first_output_shapes(model, shape)
-    mine = ir_output_shapes(net)
-    assert set(theirs) <= set(mine)  # every module torchvision calls is a node or a scope of ours
-    assert {k: mine[k] for k in theirs} == theirs
+    model = tv(preset)
+    # every module torchvision calls is a node or a scope of ours, with torchvision's output shape
+    assert_module_output_shapes(net, model, shape)
     with torch.no_grad():
         logits = model(torch.zeros(1, *shape, device="meta"))
     assert net.type_of(net.outputs["logits"]).shape == tuple(logits.shape[1:]) == (1000,)
@@ -341,7 +162,7 @@ def test_densenet_dropout_is_torchvisions_drop_rate(ours):
     assert all(re.fullmatch(r"features\.denseblock\d\.denselayer\d\.\w+", d["name"]) for d in drops)
     torch.manual_seed(0)
     reference = randomize_norms(tvm.DenseNet(drop_rate=0.25, **{**kwargs, "block_config": (2, 3)}))
-    assert ir_state(net) == tv_state(reference)
+    assert ir_state(net) == torch_state(reference)
     assert same_output(net, reference, (3, 32, 32)) < 1e-5  # eval mode: dropout is the identity
 
 
@@ -361,7 +182,7 @@ def test_densenet_parameters_are_torchvisions_constructor(growth_rate, block_con
     totals = cnndsl.analyze(net)
     with torch.device("meta"):
         model = tvm.DenseNet(block_config=tuple(block_config), **params).eval()
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, side, side))
 
 
@@ -376,7 +197,7 @@ def test_shufflenet_parameters_are_torchvisions_constructor(repeats, halves, num
     totals = cnndsl.analyze(net)
     with torch.device("meta"):
         model = tvm.ShuffleNetV2(repeats, channels, num_classes=num_classes).eval()
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, 64, 64))
 
 
@@ -420,7 +241,7 @@ def test_dense_connectivity(preset, k, k0, ours):
     for b, n in enumerate(blocks, 1):
         block = f"features.denseblock{b}"
         outputs = [source]
-        for l in range(1, n + 1):
+        for l in range(1, n + 1):  # noqa: E741 - the paper's l
             norm1 = net.node(f"{block}.denselayer{l}.norm1")
             (cat,) = norm1["inputs"]
             assert net.node(cat)["op"] == "concat" and net.node(cat)["inputs"] == outputs
@@ -549,10 +370,4 @@ def test_densenet_dense_blocks_share_one_class(ours):
 def test_shufflenet_generated_code_defines_nothing_unused(ours):
     # slices are written x[:, a:b] and the shuffle calls a function: no Slice or ChannelShuffle class
     net, _ = ours("shufflenet_v2_x1_0")
-    source = cnndsl.compile(net)
-    tree = ast.parse(source)
-    defined = [n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    exported = set(ast.literal_eval(source.split("__all__ = ", 1)[1].splitlines()[0]))
-    assert [name for name in defined if name not in used and name not in exported] == []
+    assert unused_definitions(cnndsl.compile(net)) == []

@@ -3,15 +3,14 @@
 
 Every expected number comes from an independent source: torchvision's models built here with
 weights=None (on the meta device where only shapes matter), torch's FlopCounterMode run on them, a
-hand-written PyTorch MobileNet v1 following the paper's Table 1 (torchvision has none), or a published
-figure cited where it is used.
+hand-written PyTorch MobileNet v1 following the paper's Table 1 (reference.ReferenceMobileNetV1; torchvision
+has none), or a published figure cited where it is used.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import warnings
 
 import pytest
 
@@ -21,38 +20,22 @@ import torchvision.models as tvm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import efficientnet as tv_efficientnet
 from torchvision.ops import StochasticDepth
 
 import cnndsl
 from cnndsl.cli import main as cli_main
-from cnndsl.ir import lint_ir
 
-# Trainable parameters, from issue 5's table; each equals torchvision's weights' meta["num_params"]
-# (https://pytorch.org/vision/stable/models.html), checked below, except MobileNet v1, which torchvision
-# lacks (checked against the reference module below and against the paper's 4.2M).
-PARAMS = {
-    "mobilenet_v1": 4_231_976,
-    "mobilenet_v3_large": 5_483_032,
-    "mobilenet_v3_small": 2_542_856,
-    "efficientnet_b0": 5_288_548,
-    "efficientnet_b1": 7_794_184,
-    "efficientnet_b2": 9_109_994,
-    "efficientnet_b3": 12_233_232,
-    "efficientnet_b4": 19_341_616,
-    "efficientnet_b5": 30_389_784,
-    "efficientnet_b6": 43_040_704,
-    "efficientnet_b7": 66_347_960,
-}
+from reference import (PUBLISHED, WEIGHTS, ReferenceMobileNetV1, conv_and_linear_modules, ir_state, node_macs_checked,
+                       output_error, reference_macs, torch_state, trainable)
+
 EFFICIENTNETS = [f"efficientnet_b{k}" for k in range(8)]
 TORCHVISION = ["mobilenet_v3_large", "mobilenet_v3_small", *EFFICIENTNETS]
-
-WEIGHTS = {
-    "mobilenet_v3_large": tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-    "mobilenet_v3_small": tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1,
-    **{f"efficientnet_b{k}": getattr(tvm, f"EfficientNet_B{k}_Weights").IMAGENET1K_V1 for k in range(8)},
-}
+# The presets of these files. Their published parameter counts (reference.PUBLISHED: issue 5's table, each
+# equal to torchvision's weights' meta["num_params"] except MobileNet v1's, which torchvision lacks) and
+# GFLOPS (reference.WEIGHTS), their parameters, buffers, state_dict and MACs against torchvision's models or
+# reference.ReferenceMobileNetV1: tests/test_zoo_classic.py, for every preset of the zoo.
+PRESETS = ["mobilenet_v1", *TORCHVISION]
 
 
 def resolution(name: str) -> int:
@@ -61,111 +44,7 @@ def resolution(name: str) -> int:
     return WEIGHTS[name].transforms().crop_size[0] if name in WEIGHTS else 224
 
 
-# FlopCounterMode counts 2 FLOPs per multiply-accumulate of these ops (bias additions not included).
-MATMUL_OPS = {"aten.convolution", "aten.addmm", "aten.mm", "aten.bmm"}
-
-
 # ---------------------------------------------------------------- references
-
-
-class ReferenceMobileNetV1(nn.Module):
-    """MobileNet v1 written from the paper (Howard et al. 2017, Table 1 and Figure 3), independently of
-    the .cnn file: every conv followed by batch norm and ReLU, the width multiplier applied as
-    int(alpha * channels), the 13th depthwise conv at stride 1 (Table 1's "s2" there is a typo: its
-    input and output are both 7x7). Module names are the ones the .cnn file chose."""
-
-    # (depthwise stride, pointwise output channels) for the 13 separable layers of Table 1
-    LAYERS = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)] + [(1, 512)] * 5 + [(2, 1024), (1, 1024)]
-
-    def __init__(self, alpha=1.0, num_classes=1000):
-        super().__init__()
-
-        def cbr(cin, cout, kernel, stride=1, groups=1):
-            return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-                                 nn.BatchNorm2d(cout), nn.ReLU())
-
-        channels = int(32 * alpha)
-        layers = [cbr(3, channels, 3, stride=2)]
-        for stride, out in self.LAYERS:
-            layer = nn.Module()
-            layer.dw = cbr(channels, channels, 3, stride, groups=channels)
-            layer.pw = cbr(channels, int(out * alpha), 1)
-            layer.forward = lambda x, layer=layer: layer.pw(layer.dw(x))
-            layers.append(layer)
-            channels = int(out * alpha)
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
-
-
-@pytest.fixture(scope="module")
-def tv():
-    """torchvision's model by name and kwargs, weights=None, in eval mode, built once; device="meta" for
-    counting (no memory, no initialisation), "cpu" for running. "mobilenet_v1" is the reference above."""
-    cache = {}
-
-    def get(name: str, device: str = "meta", **kwargs):
-        key = (name, device, tuple(sorted(kwargs.items())))
-        if key not in cache:
-            torch.manual_seed(0)
-            with torch.device(device):
-                if name == "mobilenet_v1":
-                    cache[key] = ReferenceMobileNetV1(**kwargs).eval()
-                else:
-                    cache[key] = getattr(tvm, name)(weights=None, **kwargs).eval()
-        return cache[key]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def ours():
-    """Our IR, elaborated and analysed once per (target, inputs, params): (network, totals)."""
-    cache = {}
-
-    def get(target: str, inputs: dict | None = None, **params):
-        key = (target, json.dumps(inputs, sort_keys=True), json.dumps(params, sort_keys=True))
-        if key not in cache:
-            net = cnndsl.load(target, inputs=inputs, **params)
-            totals = cnndsl.analyze(net)
-            lint_ir(net)
-            cache[key] = net, totals
-        return cache[key]
-
-    return get
-
-
-def ir_state(net) -> dict[str, tuple[tuple[int, ...], str]]:
-    """state_dict key -> (shape, kind) of every parameter and buffer of the IR."""
-    out = {}
-    for data in net.nodes():
-        for p in data["params"]:
-            out[f"{data['name']}.{p.name}" if p.name else data["name"]] = (tuple(p.shape), p.kind)
-    return out
-
-
-def tv_state(model) -> dict[str, tuple[tuple[int, ...], str]]:
-    out = {k: (tuple(v.shape), "trainable" if v.requires_grad else "fixed") for k, v in model.named_parameters()}
-    out.update({k: (tuple(v.shape), "buffer") for k, v in model.named_buffers()})
-    return out
-
-
-def flop_counts(model, shape) -> dict[str, dict[str, int]]:
-    device = next(model.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, *shape, device=device))
-    return {module: {str(op): n for op, n in ops.items()} for module, ops in counter.get_flop_counts().items()}
-
-
-def reference_macs(model, shape) -> int:
-    """MACs of a model: FlopCounterMode's convolution and matrix-product FLOPs, halved."""
-    return sum(n for op, n in flop_counts(model, shape)["Global"].items() if op in MATMUL_OPS) // 2
-
-
-def trainable(model) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def leaf_config(module) -> tuple:
@@ -205,79 +84,28 @@ def randomize_(model) -> None:
 def assert_same_output(model, generated, side: int) -> None:
     """load model's state_dict into the generated module (strict) and compare outputs in eval mode."""
     randomize_(model)
-    generated.load_state_dict(model.state_dict(), strict=True)
-    model.eval()
-    generated.eval()
     torch.manual_seed(2)
-    x = torch.randn(2, 3, side, side)
-    with torch.no_grad():
-        expected, got = model(x), generated(x)
-    assert got.shape == expected.shape
-    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-5
+    assert output_error(generated, model, torch.randn(2, 3, side, side)) < 1e-5
 
 
 # ---------------------------------------------------------------- every preset: counts and names
 
 
-@pytest.mark.parametrize("preset", list(PARAMS))
-def test_trainable_parameters_are_the_tables_and_the_references(preset, tv, ours):
-    _, totals = ours(preset)
-    assert totals["trainable_params"] == PARAMS[preset] == trainable(tv(preset))
-    if preset in WEIGHTS:
-        assert PARAMS[preset] == WEIGHTS[preset].meta["num_params"]
-    assert totals["fixed_params"] == 0 and totals["params"] == totals["trainable_params"]
-
-
-@pytest.mark.parametrize("preset", list(PARAMS))
-def test_buffers_are_the_references(preset, tv, ours):
-    _, totals = ours(preset)
-    # BN running mean and variance, and PyTorch's one-element num_batches_tracked per BN
-    assert totals["buffers"] == sum(b.numel() for b in tv(preset).buffers())
-
-
-@pytest.mark.parametrize("preset", list(PARAMS))
-def test_parameter_and_buffer_names_are_the_references_state_dict(preset, tv, ours):
-    net, _ = ours(preset)
-    model = tv(preset)
-    mine = ir_state(net)
-    assert list(mine) == list(model.state_dict())  # same names, in the same order
-    assert {k: shape for k, (shape, _) in mine.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert mine == tv_state(model)
-
-
-@pytest.mark.parametrize("preset", list(PARAMS))
-def test_macs_equal_flop_counter_on_the_reference(preset, tv, ours):
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_input_is_torchvisions_crop_size(preset, ours):
+    # the preset's resolution is the one torchvision evaluates its weights at (and counts meta["_ops"] at)
     side = resolution(preset)
-    net, totals = ours(preset)
-    assert net.type_of(net.inputs["x"]).shape == (3, side, side)  # the preset's resolution is torchvision's
-    assert totals["macs"] == reference_macs(tv(preset), (3, side, side))
-
-
-@pytest.mark.parametrize("preset", TORCHVISION)
-def test_gmacs_round_to_torchvisions_documented_gflops(preset, ours):
-    # torchvision's model table lists "GFLOPS" in the MAC convention (meta["_ops"], rounded to 3 decimals),
-    # measured at the weights' crop size
-    _, totals = ours(preset)
-    assert round(totals["macs"] / 1e9, 3) == WEIGHTS[preset].meta["_ops"]
+    net, _ = ours(preset)
+    assert net.type_of(net.inputs["x"]).shape == (3, side, side)
 
 
 @pytest.mark.parametrize("preset", ["mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0"])
 def test_macs_of_every_conv_and_linear_node_equal_flop_counter_per_module(preset, tv, ours):
     net, _ = ours(preset)
     model = tv(preset)
-    counts = flop_counts(model, (3, 224, 224))
-    prefix = type(model).__name__
-    checked = 0
-    for data in net.nodes():
-        if data["op"] in ("conv", "linear"):
-            ops = counts[f"{prefix}.{data['name']}"]
-            assert data["macs"] == sum(n for op, n in ops.items() if op in MATMUL_OPS) // 2, data["name"]
-            checked += 1
-        elif data["op"] == "se":  # fc1 and fc2 of the SqueezeExcitation module
-            ops = counts[f"{prefix}.{data['name']}"]
-            assert data["macs"] == sum(n for op, n in ops.items() if op in MATMUL_OPS) // 2, data["name"]
-            checked += 2
-    assert checked == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    # an se node is fc1 and fc2 of torchvision's SqueezeExcitation module
+    checked = node_macs_checked(net, model, {"conv": 1, "linear": 1, "se": 2}, (3, 224, 224))
+    assert checked == conv_and_linear_modules(model)
 
 
 @pytest.mark.parametrize("preset", TORCHVISION)
@@ -325,17 +153,7 @@ def test_cli_compile_efficientnet_b3_loads_torchvisions_weights_unchanged(tmp_pa
     assert_same_output(tv("efficientnet_b3", device="cpu"), cls(), 64)
 
 
-@pytest.mark.parametrize("preset", list(PARAMS))
-def test_analyzes_and_compiles_without_warnings(preset):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        net = cnndsl.load(preset)
-        cnndsl.analyze(net)
-        source = cnndsl.compile(net, "torch")
-    compile(source, preset, "exec")
-
-
-@pytest.mark.parametrize("preset", list(PARAMS))
+@pytest.mark.parametrize("preset", PRESETS)
 def test_presets_have_descriptions_that_cite_the_paper(preset, capsys):
     net = cnndsl.load(preset)
     family = preset.split("_b")[0] if preset.startswith("efficientnet") else preset
@@ -418,7 +236,7 @@ def test_mobilenet_v1_any_width_and_resolution_is_the_reference(alpha, side):
     totals = cnndsl.analyze(net)
     with torch.device("meta"):
         model = ReferenceMobileNetV1(alpha=alpha).eval()
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, side, side))
 
 
@@ -459,7 +277,7 @@ def test_mobilenet_v3_options_are_torchvisions(preset, width, reduced_tail, dila
     totals = cnndsl.analyze(net)
     with torch.device("meta"):
         model = getattr(tvm, preset)(weights=None, width_mult=width, reduced_tail=reduced_tail, dilated=dilated)
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, side, side))
     # dilation keeps the last stage at 1/16 of the input instead of 1/32
     last = net.type_of([n for n in net.order if n.startswith("features.")][-1]).shape
@@ -471,7 +289,7 @@ def test_mobilenet_v3_dropout_and_classes_can_be_set(ours):
     model = tvm.mobilenet_v3_small(weights=None, dropout=0.5, num_classes=10)
     assert net.node("classifier.2")["attrs"]["p"] == model.classifier[2].p
     assert net.type_of(net.outputs["logits"]).shape == (10,)
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
 
 
 # ---------------------------------------------------------------- EfficientNet
@@ -554,7 +372,7 @@ def test_efficientnet_phi_is_the_compound_scaling_rule(phi, ours):
     side = round(224 * 1.15 ** phi)
     assert net.type_of(net.inputs["x"]).shape == (3, side, side)
     model = tv_efficientnet_b0_scaled(1.1 ** phi, 1.2 ** phi)
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, side, side))
     if phi >= 2:
         # each step of phi about doubles the cost: alpha * beta^2 * gamma^2 = 1.92 (section 3.3). From
@@ -570,7 +388,7 @@ def test_efficientnet_phi_one_and_two_are_b2_and_b3_at_other_resolutions(phi, pr
     net, _ = ours("efficientnet", phi=phi)
     other, _ = ours(preset)
     assert ir_state(net) == ir_state(other)
-    assert ours("efficientnet", phi=phi)[1]["params"] == PARAMS[preset]
+    assert ours("efficientnet", phi=phi)[1]["params"] == PUBLISHED[preset]
 
 
 def test_efficientnet_phi_zero_is_b0(ours):
@@ -588,7 +406,7 @@ def test_efficientnet_any_width_depth_resolution_and_norm_is_torchvisions(width,
     totals = cnndsl.analyze(net)
     kwargs = {"norm_layer": lambda c: nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)} if tf else {}
     model = tv_efficientnet_b0_scaled(width, depth, **kwargs)
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert totals["macs"] == reference_macs(model, (3, side, side))
     bn = next(n for n in net.order if net.node(n)["op"] == "batchnorm")
     assert net.node(bn)["attrs"]["eps"] == model.get_submodule(bn).eps
@@ -606,7 +424,7 @@ def test_efficientnet_preset_is_selectable_by_file_and_name(capsys):
     path = cnndsl.load("efficientnet_b3").source
     assert cli_main(["analyze", f"{path}:efficientnet_b3", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["totals"]["trainable_params"] == PARAMS["efficientnet_b3"]
+    assert report["totals"]["trainable_params"] == PUBLISHED["efficientnet_b3"]
     assert report["inputs"]["x"] == [3, 300, 300]
 
 

@@ -11,7 +11,6 @@ PyTorch's meta device (no memory, no arithmetic), so even ViT-H/14 costs a fract
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import warnings
 
@@ -23,123 +22,28 @@ import torchvision.models as tvm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnndsl
 from cnndsl.cli import main as cli_main
-from cnndsl.ir import lint_ir
 
-# Parameters of torchvision's ViTs as torchvision's model documentation lists them
-# (https://pytorch.org/vision/stable/models.html, "Params"; the weights' meta["num_params"]); vit_b_16's
-# is also the figure of the zoo issue's table.
-PARAMS = {
-    "vit_b_16": 86_567_656,
-    "vit_b_32": 88_224_232,
-    "vit_l_16": 304_326_632,
-    "vit_l_32": 306_535_400,
-    "vit_h_14": 632_045_800,
-}
-PRESETS = list(PARAMS)
+from reference import (buffers, generated, ir_state, matmul_macs, node_macs_checked, output_error, parameters,
+                       random_input, reference_macs, relative_error, torch_state, unused_definitions)
 
-# torchvision's ImageNet weights at 224x224 (ViT-H/14 has no 224 weights but its SWAG linear-probe ones)
-WEIGHTS = {
-    "vit_b_16": tvm.ViT_B_16_Weights.IMAGENET1K_V1,
-    "vit_b_32": tvm.ViT_B_32_Weights.IMAGENET1K_V1,
-    "vit_l_16": tvm.ViT_L_16_Weights.IMAGENET1K_V1,
-    "vit_l_32": tvm.ViT_L_32_Weights.IMAGENET1K_V1,
-    "vit_h_14": tvm.ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1,
-}
-
-# FlopCounterMode counts 2 FLOPs per multiply-accumulate of these ops (bias additions not included).
-MATMUL_OPS = {"aten.convolution", "aten.addmm", "aten.mm", "aten.bmm"}
+# The presets of vit.cnn. Their published parameter counts and GFLOPS (reference.PUBLISHED, WEIGHTS; vit_b_16's
+# count is also the figure of the zoo issue's table), their parameters, buffers, state_dict and MACs against
+# torchvision's models: tests/test_zoo_classic.py, for every preset of the zoo.
+PRESETS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 
 # A small ViT for numerical comparisons: 4 patches + the class token, 2 encoder layers.
 SMALL = {"image_size": 32, "patch_size": 16, "num_layers": 2, "num_heads": 4, "hidden_dim": 64, "mlp_dim": 128,
          "num_classes": 10}
 
 
-# ---------------------------------------------------------------- builders and references
+# ---------------------------------------------------------------- references
 
-
-@pytest.fixture(scope="module")
-def tv():
-    """torchvision's model on the meta device (shapes only), built once per (name, kwargs)."""
-    cache = {}
-
-    def get(name: str, **kwargs):
-        key = (name, tuple(sorted(kwargs.items())))
-        if key not in cache:
-            with torch.device("meta"):
-                cache[key] = getattr(tvm, name)(weights=None, **kwargs).eval()
-        return cache[key]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def ours():
-    """Our IR, elaborated and analysed once per (target, inputs, params): (network, totals)."""
-    cache = {}
-
-    def get(target: str, inputs: dict | None = None, **params):
-        key = (target, json.dumps(inputs, sort_keys=True), json.dumps(params, sort_keys=True))
-        if key not in cache:
-            net = cnndsl.load(target, inputs=inputs, **params)
-            totals = cnndsl.analyze(net)
-            lint_ir(net)
-            cache[key] = net, totals
-        return cache[key]
-
-    return get
-
-
-def ir_state(net) -> dict[str, tuple[tuple[int, ...], str]]:
-    """state_dict key -> (shape, kind) of every parameter and buffer of the IR."""
-    out = {}
-    for data in net.nodes():
-        for p in data["params"]:
-            out[f"{data['name']}.{p.name}" if p.name else data["name"]] = (tuple(p.shape), p.kind)
-    return out
-
-
-def tv_state(model) -> dict[str, tuple[tuple[int, ...], str]]:
-    out = {k: (tuple(v.shape), "trainable" if v.requires_grad else "fixed") for k, v in model.named_parameters()}
-    out.update({k: (tuple(v.shape), "buffer") for k, v in model.named_buffers()})
-    return out
-
-
-@contextlib.contextmanager
-def attention_counted():
-    """nn.MultiheadAttention's fast path and the fused SDPA kernels hide the attention products from
-    FlopCounterMode; the slow path with the math backend runs them as bmm, which it counts."""
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
-
-
-def flop_counts(model, side: int) -> dict[str, dict[str, int]]:
-    device = next(model.parameters()).device
-    with torch.no_grad(), attention_counted(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 3, side, side, device=device))
-    return {module: {str(op): n for op, n in ops.items()} for module, ops in counter.get_flop_counts().items()}
-
-
-def matmul_macs(counts: dict[str, int]) -> int:
-    return sum(n for op, n in counts.items() if op in MATMUL_OPS) // 2
-
-
-def reference_macs(model, side: int = 224) -> int:
-    """MACs of a torchvision model: FlopCounterMode's convolution and matrix-product FLOPs, halved."""
-    return matmul_macs(flop_counts(model, side)["Global"])
-
-
-def count(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+# FlopCounterMode sees the attention products only off nn.MultiheadAttention's fast path and with the math
+# SDPA backend: reference.flop_counts, and so reference_macs, runs every model so.
 
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -152,51 +56,21 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def relative_error(a, b) -> float:
-    return float((a - b).norm() / a.norm())
-
-
 # ---------------------------------------------------------------- every preset against torchvision
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_parameters_are_torchvisions(preset, tv, ours):
-    _, totals = ours(preset)
+def test_class_token_and_position_embedding_are_torchvisions_parameters(preset, tv, ours):
+    net, totals = ours(preset)
     model = tv(preset)
-    assert totals["trainable_params"] == PARAMS[preset] == count(model) == WEIGHTS[preset].meta["num_params"]
-    assert totals["fixed_params"] == 0 and totals["params"] == totals["trainable_params"]
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_buffers_are_torchvisions(preset, tv, ours):
-    _, totals = ours(preset)
-    assert totals["buffers"] == sum(b.numel() for b in tv(preset).buffers()) == 0  # layer norms keep no statistics
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_parameter_names_and_shapes_are_torchvisions_state_dict(preset, tv, ours):
-    net, _ = ours(preset)
-    model = tv(preset)
-    mine = ir_state(net)
-    assert set(mine) == set(model.state_dict().keys())
-    assert {k: shape for k, (shape, _) in mine.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert mine == tv_state(model)
-    # the class token is a Parameter of the top module, the position embedding one of the encoder
+    # the class token is a Parameter of the top module, the position embedding one of the encoder (so the
+    # state_dict lists the class token first, before conv_proj, where the IR lists it after conv_proj)
     assert "class_token" in dict(model.named_parameters(recurse=False))
     assert "pos_embedding" in dict(model.encoder.named_parameters(recurse=False))
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_macs_equal_flop_counter_on_torchvision(preset, tv, ours):
-    _, totals = ours(preset)
-    assert totals["macs"] == reference_macs(tv(preset))
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_gmacs_round_to_torchvisions_documented_gflops(preset, ours):
-    # torchvision's model table lists "GFLOPS" in the MAC convention (meta["_ops"], rounded to 3 decimals)
-    _, totals = ours(preset)
-    assert round(totals["macs"] / 1e9, 3) == WEIGHTS[preset].meta["_ops"]
+    mine, theirs = ir_state(net), torch_state(model)
+    assert {k: mine[k] for k in ("class_token", "encoder.pos_embedding")} == \
+        {k: theirs[k] for k in ("class_token", "encoder.pos_embedding")}
+    assert totals["buffers"] == buffers(model) == 0  # layer norms keep no statistics
 
 
 def test_the_flop_counter_misses_attention_on_the_fast_path(ours):
@@ -208,18 +82,13 @@ def test_the_flop_counter_misses_attention_on_the_fast_path(ours):
         model(torch.zeros(1, 3, 32, 32))
     fast = matmul_macs({str(k): v for k, v in counter.get_flop_counts()["Global"].items()})
     _, totals = ours("vision_transformer", **SMALL)
-    assert fast < reference_macs(model, 32) == totals["macs"]
+    assert fast < reference_macs(model, (3, 32, 32)) == totals["macs"]
 
 
 def test_macs_of_every_weighted_node_equal_flop_counter_per_module(tv, ours):
     net, _ = ours("vit_b_16")
     model = tv("vit_b_16")
-    counts = flop_counts(model, 224)
-    checked = 0
-    for data in net.nodes():
-        if data["op"] in ("patch_embed", "attention", "mlp", "linear"):
-            assert data["macs"] == matmul_macs(counts[f"VisionTransformer.{data['name']}"]), data["name"]
-            checked += 1
+    checked = node_macs_checked(net, model, {"patch_embed": 1, "attention": 1, "mlp": 1, "linear": 1})
     # conv_proj, 12 x (self_attention + mlp), heads.head
     assert checked == 1 + 2 * len(model.encoder.layers) + 1
 
@@ -283,16 +152,16 @@ def test_image_size_is_torchvisions_image_size(preset, side, weights, tv, ours):
     model = tv(preset, image_size=side)
     for net, totals in (ours(preset, image_size=side), ours(preset, inputs={"x": f"3x{side}x{side}"})):
         # --set image_size=N and --input x=3xNxN build the same network
-        assert totals["params"] == count(model) == weights.meta["num_params"]
-        assert ir_state(net) == tv_state(model)
-        assert totals["macs"] == reference_macs(model, side)
+        assert totals["params"] == parameters(model) == weights.meta["num_params"]
+        assert ir_state(net) == torch_state(model)
+        assert totals["macs"] == reference_macs(model, (3, side, side))
         assert round(totals["macs"] / 1e9, 3) == weights.meta["_ops"]
 
 
 def test_representation_size_adds_torchvisions_pre_logits_layer(tv, ours):
     net, totals = ours("vit_b_16", representation_size=768)
     model = tv("vit_b_16", representation_size=768)
-    assert ir_state(net) == tv_state(model)
+    assert ir_state(net) == torch_state(model)
     assert [n for n in net.order if n.startswith("heads.")] == ["heads.pre_logits", "heads.act", "heads.head"]
     assert net.node("heads.act")["op"] == "tanh" and isinstance(model.heads.act, nn.Tanh)
     assert totals["macs"] == reference_macs(model)
@@ -311,8 +180,8 @@ def test_any_configuration_is_torchvisions(patch, grid, layers, heads, head_dim,
     totals = cnndsl.analyze(net)
     with torch.device("meta"):
         model = tvm.VisionTransformer(**kwargs).eval()
-    assert ir_state(net) == tv_state(model)
-    assert totals["macs"] == reference_macs(model, patch * grid)
+    assert ir_state(net) == torch_state(model)
+    assert totals["macs"] == reference_macs(model, (3, patch * grid, patch * grid))
 
 
 # ---------------------------------------------------------------- the generated PyTorch module
@@ -323,24 +192,21 @@ def small():
     """torchvision's small ViT with random weights, and ours (to_torch) with torchvision's state_dict."""
     torch.manual_seed(0)
     reference = randomized(tvm.VisionTransformer(**SMALL)).eval()
-    net = cnndsl.load("vision_transformer", **SMALL)
-    model = cnndsl.to_torch(net)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    return reference, model.eval()
+    return reference, generated(cnndsl.load("vision_transformer", **SMALL), reference)
 
 
 def test_generated_module_loads_torchvisions_state_dict_and_computes_the_same(small):
     reference, model = small
-    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    x = random_input(4, 3, 32, 32, seed=1)
     with torch.no_grad():
         want = reference(x)
         assert want.shape == (4, SMALL["num_classes"]) and want.abs().max() > 0
-        assert relative_error(want, model(x)) < 1e-5
+        assert relative_error(model(x), want) < 1e-5
         # in training mode too (dropout is 0 here): nn.MultiheadAttention then takes its slow path
         reference.train()
         model.train()
         try:
-            assert relative_error(reference(x), model(x)) < 1e-5
+            assert relative_error(model(x), reference(x)) < 1e-5
         finally:
             reference.eval()
             model.eval()
@@ -366,11 +232,8 @@ def test_generated_module_tree_is_torchvisions(small):
 def test_generated_module_with_pre_logits_layer_computes_the_same():
     kwargs = dict(SMALL, representation_size=48)
     reference = randomized(tvm.VisionTransformer(**kwargs), seed=2).eval()
-    model = cnndsl.to_torch(cnndsl.load("vision_transformer", **kwargs))
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        assert relative_error(reference(x), model.eval()(x)) < 1e-5
+    net = cnndsl.load("vision_transformer", **kwargs)
+    assert output_error(net, reference, random_input(2, 3, 32, 32, seed=3)) < 1e-5
 
 
 def test_dropout_rates_are_torchvisions():
@@ -392,13 +255,8 @@ def test_vit_b_16_generated_module_computes_torchvisions_output():
         reference.heads.head.weight.normal_(std=0.02)
         reference.heads.head.bias.normal_(std=0.02)
         reference.class_token.normal_(std=0.02)
-    model = cnndsl.to_torch(cnndsl.load("vit_b_16"))
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        want = reference(x)
-        assert want.abs().max() > 0
-        assert relative_error(want, model.eval()(x)) < 1e-5
+    # output_error also checks that the reference's output is not all zeros
+    assert output_error(cnndsl.load("vit_b_16"), reference, random_input(1, 3, 224, 224, seed=1)) < 1e-5
 
 
 # ---------------------------------------------------------------- receptive fields
@@ -442,12 +300,14 @@ def test_receptive_field_is_a_patch_before_attention_and_global_after(patch, gri
                     + [arg for name, value in kwargs.items() for arg in ("--set", f"{name}={value}")]) == 0
     report = json.loads(capsys.readouterr().out)
     (where, field), = report["receptive_field"].items()
-    assert field == {"size": [patch, patch], "stride": [patch, patch], "padding": [0, 0]}
+    # (no squeeze-excitation style gate upstream: global_gate is false)
+    assert field == {"size": [patch, patch], "stride": [patch, patch], "padding": [0, 0], "global_gate": False}
     order = [row["name"] for row in report["layers"]]
     first_attention = next(i for i, row in enumerate(report["layers"]) if row["op"] == "attention")
     assert order.index(where) < first_attention
     assert all(row["rf"] == "global" for row in report["layers"][first_attention:])
-    assert report["layers"][0]["rf"] == {"size": [1, 1], "stride": [1, 1], "padding": [0, 0]}  # the image
+    assert report["layers"][0]["rf"] == {"size": [1, 1], "stride": [1, 1], "padding": [0, 0],  # the image
+                                         "global_gate": False}
 
 
 # ---------------------------------------------------------------- the file and its generated code
@@ -476,13 +336,7 @@ def test_file_analyzes_and_compiles_without_warnings(preset, capsys):
 
 def test_generated_code_defines_nothing_unused(ours):
     net, _ = ours("vit_b_16")
-    source = cnndsl.compile(net)
-    tree = ast.parse(source)
-    defined = [n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    exported = set(ast.literal_eval(source.split("__all__ = ", 1)[1].splitlines()[0]))
-    assert [name for name in defined if name not in used and name not in exported] == []
+    assert unused_definitions(cnndsl.compile(net)) == []
 
 
 @pytest.mark.xfail(strict=True, reason="cnndsl/passes/memory.py counts only node outputs: the attention "
