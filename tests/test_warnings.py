@@ -9,6 +9,9 @@ import textwrap
 import warnings
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_properties import networks
 
 import cnndsl
 from cnndsl.cli import main
@@ -132,3 +135,26 @@ def test_a_dead_value_inside_a_block_is_reported_once(tmp_path):
 
 
 # Every bundled architecture is free of warnings: tests/test_zoo.py checks it with both backends and the CLI.
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(net=networks(max_stages=4), dead=st.booleans(), where=st.data())
+def test_random_networks_warn_exactly_at_their_dead_end(tmp_path, net, dead, where):
+    # the generator's networks (tests/test_properties.py) chain every node into the output: no warning;
+    # a 1x1 conv hung off any of its nodes is a dead end, reported once, at its line
+    lines = net.text().splitlines()
+    if dead:
+        source = where.draw(st.sampled_from(list(net.nodes)))
+        lines.insert(len(lines) - 2, f"    dead_end = {source} -> conv(2, 1)")
+    path = tmp_path / "random.cnn"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = located(cnndsl.load(str(path)))
+    if not dead:
+        assert found == []
+    else:
+        (line, col, message), = found
+        assert (line, col) == (len(lines) - 2, lines[-3].index("conv") + 1)
+        assert message.startswith("'dead_end' is computed but never used")
