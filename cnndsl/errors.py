@@ -61,34 +61,32 @@ class Note:
 
 
 @dataclass
-class CnnError(Exception):
-    """A mistake in the user's input, reported at a place in their text."""
+class Diagnostic:
+    """A message located in the user's text, printed the way compilers print them."""
 
     message: str
     span: Span | None = None
     notes: list[Note] = field(default_factory=list)
+    severity = "error"  # a class attribute, not a field
 
     def __str__(self) -> str:
         return self.format()
 
     def format(self) -> str:
-        return _format("error", self.message, self.span, self.notes)
+        return _format(self.severity, self.message, self.span, self.notes)
 
 
 @dataclass
-class CnnWarning:
+class CnnError(Diagnostic, Exception):
+    """A mistake in the user's input, reported at a place in their text."""
+
+
+@dataclass
+class CnnWarning(Diagnostic):
     """Legal but almost surely a mistake (an unused parameter, a value no output needs): reported, and the
     compiler goes on."""
 
-    message: str
-    span: Span | None = None
-    notes: list[Note] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return self.format()
-
-    def format(self) -> str:
-        return _format("warning", self.message, self.span, self.notes)
+    severity = "warning"
 
 
 class CnnDslWarning(UserWarning):
