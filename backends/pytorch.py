@@ -20,6 +20,7 @@ import ast
 import builtins
 import keyword
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
 
 RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-WIDTH = 110
+WIDTH = 110  # generated code is broken over lines beyond this column
+LIMIT = 120  # no generated line is longer (a docstring or header line up to here stays whole)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,27 @@ class Slot:
     expr: str
 
 
+@dataclass(frozen=True, eq=False)
+class Loop:
+    """Members `prefix{start}`, `prefix{start + 1}`, ... of one generated class, built by a loop in __init__.
+    Each constructor argument is (parameter, first value, step): the value of member i is first + i * step
+    (step None: the same value for all)."""
+
+    prefix: str
+    start: int
+    count: int
+    cls: object  # BlockClass of the members
+    args: tuple  # ((parameter, first, step), ...)
+
+
 @dataclass
 class Statement:
     outputs: list[str]
     inputs: list[str]
     render: object  # callable(list of input variables) -> expression text
     comment: str = ""
+    child: str = ""  # the child scope a leaf-module call statement calls
+    block: bool = False  # render(args, target) gives whole lines (a loop), not an expression
 
 
 @dataclass
@@ -91,6 +108,10 @@ class TorchGenerator:
                 self.sequential.add(name)
         self.classes: dict[str, BlockClass] = {}
         self.class_of: dict[str, BlockClass] = {}
+        self.runs = {s: self._runs(self.net.scopes[s]) for s in self.net.scopes if s not in self.sequential}
+        # sequences a template block made that stand in a run: they get a class (an nn.Sequential subclass)
+        self.looped = {m for runs in self.runs.values() for run in runs for m in run[2]
+                       if self.net.scopes[m].kind == "sequence"}
         self._plan_classes()
 
     # ------------------------------------------------------------ planning
@@ -121,6 +142,39 @@ class TorchGenerator:
                     return False
         return True
 
+    def _runs(self, scope: Scope) -> list[tuple[str, int, list[str]]]:
+        """Runs of children made by one loop (Scope.loop): two or more consecutive child scopes of one block,
+        named `prefix{start}`, `prefix{start + 1}`, ..., with only inline ops (no modules) between them."""
+        runs, current = [], []
+
+        def close():
+            if len(current) >= 2:
+                prefix, start = _numbered(self._local(current[0]))
+                runs.append((prefix, start, list(current)))
+            current.clear()
+
+        for child in scope.children:
+            if child not in self.net.scopes:
+                if self.net.node(child)["kind"] == "op" and self._node_mode(child) != "call":
+                    close()
+                continue
+            sub, numbered = self.net.scopes[child], _numbered(self._local(child))
+            ok = sub.block is not None and sub.loop is not None and child in self.units and numbered is not None
+            if ok and current:
+                first, last = self.net.scopes[current[0]], _numbered(self._local(current[-1]))
+                if first.block != sub.block or first.kind != sub.kind or first.loop != sub.loop \
+                        or numbered != (last[0], last[1] + 1):
+                    close()
+            elif not ok:
+                close()
+                continue
+            if sub.kind == "sequence" and child not in self.sequential:
+                close()
+                continue
+            current.append(child)
+        close()
+        return runs
+
     def _is_sequential(self, scope: Scope) -> bool:
         if scope.kind != "sequence" or scope.name not in self.units or len(scope.inputs) != 1:
             return False
@@ -143,7 +197,8 @@ class TorchGenerator:
 
     def _plan_classes(self) -> None:
         """Group unit block instances by the code they need; deepest blocks first."""
-        blocks = [s for s in self.net.scopes.values() if s.kind == "block" and s.name in self.units]
+        blocks = [s for s in self.net.scopes.values()
+                  if (s.kind == "block" and s.name in self.units) or s.name in self.looped]
         blocks.sort(key=lambda s: -s.name.count("."))
         groups: dict[tuple, list[Scope]] = {}
         for depth in sorted({s.name.count(".") for s in blocks}, reverse=True):
@@ -179,7 +234,11 @@ class TorchGenerator:
 
     def _body_shape(self, scope: Scope) -> str:
         """The class body a scope needs, with literal values blanked: equal shapes share a class."""
-        init = [f"{self._local(c)}:{self._blank(self._construct(c, scope.name))}" for c in scope.children]
+        loops = self._loops(scope)
+        init = [f"{self._local(c)}:{self._blank(loops.get(c) or self._construct(c, scope.name))}"
+                for c in scope.children if loops.get(c, True) is not None]
+        if loops:  # inline ops between a loop's members are in forward()'s text; their names vary with the count
+            init = [line for line in init if not line.endswith(":None")]
         forward = self._forward_text(scope)
         return "\n".join(init) + "\n" + forward
 
@@ -189,13 +248,16 @@ class TorchGenerator:
                    f"{','.join(k + '=' + self._blank(v) for k, v in expr.kwargs)})"
         if isinstance(expr, Named):
             return "N(" + ",".join(f"{k}={self._blank(v)}" for k, v in expr.items) + ")"
+        if isinstance(expr, Loop):
+            args = ",".join(f"{p}:{'const' if step is None else 'step'}" for p, _, step in expr.args)
+            return f"Loop({expr.prefix},{expr.start},{id(expr.cls)};{args})"
         if isinstance(expr, Code):
             return str(expr)
         return "_" if expr is not None else "None"
 
     def _make_class(self, key, members: list[Scope]) -> None:
         rep = members[0]
-        trees = [self._leaves(self._construct_all(m)) for m in members]
+        trees = [self._leaves(self._init_items(m)) for m in members]
         in_channels = [self._in_channels(m) for m in members]
         candidates: list[tuple[str, list]] = []
         for arg in rep.args:  # the block's parameters, then its locals, then the input's channels
@@ -267,6 +329,12 @@ class TorchGenerator:
             elif isinstance(expr, Named):
                 for k, v in expr.items:
                     walk(v, (*path, "named", k))
+            elif isinstance(expr, Loop):
+                out[(*path, "loop", "count")] = expr.count
+                for p, first, step in expr.args:
+                    out[(*path, "loop", p, "first")] = first
+                    if step is not None:
+                        out[(*path, "loop", p, "step")] = step
             elif not isinstance(expr, Code):
                 out[path] = expr
 
@@ -355,6 +423,45 @@ class TorchGenerator:
         visit(scope, "")
         return out
 
+    def _loops(self, scope: Scope) -> dict:
+        """Runs of this scope that __init__ builds by a loop: first member -> Loop, other members -> None.
+        A run qualifies when its members share one class and each constructor argument is the same for all
+        members or an integer growing by the same step."""
+        out = {}
+        for prefix, start, members in self.runs.get(scope.name, []):
+            classes = {id(self.class_of.get(m)) for m in members}
+            cls = self.class_of.get(members[0])
+            if cls is None or len(classes) != 1:
+                continue
+            args = []
+            for p in cls.params:
+                values = [cls.instances[m][p] for m in members]
+                steps = {b - a for a, b in zip(values, values[1:])} if all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in values) else None
+                if all(v == values[0] and type(v) is type(values[0]) for v in values):
+                    args.append((p, values[0], None))
+                elif steps is not None and len(steps) == 1:
+                    args.append((p, values[0], steps.pop()))
+                else:
+                    break
+            else:
+                out[members[0]] = Loop(prefix, start, len(members), cls, tuple(args))
+                out.update({m: None for m in members[1:]})
+        return out
+
+    def _init_items(self, scope: Scope) -> list:
+        """_construct_all, with the runs that a loop builds as one Loop item (at the first member's path)."""
+        loops = self._loops(scope)
+        out = []
+        for path, expr in self._construct_all(scope):
+            name = f"{scope.name}.{path}" if scope.name else path
+            if name in loops:
+                if loops[name] is not None:
+                    out.append((path, loops[name]))
+                continue
+            out.append((path, expr))
+        return out
+
     def _is_leaf_module(self, name: str) -> bool:
         return name in self.class_of or name in self.sequential
 
@@ -372,7 +479,7 @@ class TorchGenerator:
                         ins = [n for _, n in sub.inputs]
                         shape = str(self.net.type_of(sub.outputs[0])) if len(sub.outputs) == 1 else ""
                         out.append(Statement(list(sub.outputs), ins,
-                                             lambda a, p=path: f"self{p}({', '.join(a)})", shape))
+                                             lambda a, p=path: f"self{p}({', '.join(a)})", shape, child=child))
                     else:
                         visit(sub, path)
                     continue
@@ -408,6 +515,7 @@ class TorchGenerator:
         """(parameter names, body lines) of forward() for the module of `scope`. Only the network's own
         forward carries shape comments: a block class serves instances of different shapes."""
         stmts = self._statements(scope)
+        stmts = self._forward_loop(scope, stmts) or stmts
         if scope.name:
             for st in stmts:
                 st.comment = ""
@@ -446,18 +554,124 @@ class TorchGenerator:
                 holder[choice] = out
                 names.append(choice)
             target = ", ".join(names)
+            if st.block:
+                busy = {v for v, n in holder.items() if last.get(n, -1) > i} | set(params) | set(names)
+                lines.append(st.render(args, target, busy))
+                continue
             text = f"{target} = {st.render(args)}"
             node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph else None
             operator = self._augmented(node) if node else None
             if operator and len(args) == 2 and target == args[0] and self._inplace_ok(node):
                 text = f"{target} {operator}= {args[1]}"  # as torchvision's `out += identity`
-            lines.append(text + (f"  # {st.comment}" if st.comment else ""))
+            lines.append(_fit(text, 8) + (f"  # {st.comment}" if st.comment else ""))
         if scope.name == "" and len(outputs) > 1:
             items = ", ".join(f'"{k}": {var[v]}' for k, v in self.net.outputs.items())
             lines.append(f"return {{{items}}}")
         else:
             lines.append("return " + ", ".join(var[n] for n in outputs))
         return params, lines
+
+    def _forward_loop(self, scope: Scope, stmts: list[Statement]) -> list[Statement] | None:
+        """forward() as a loop over the members of a run, when the run's members are all the scope's
+        modules and each member's statements repeat one pattern: a chain of inline ops ending in the member,
+        reading the scope's earlier values and the list of [earlier values..., outputs of the members so
+        far] (a dense block's `torch.cat(features, 1)`). The statements after the run that read the whole
+        list read the list. None when the scope is not of that form."""
+        loops = self._loops(scope)
+        items = self._init_items(scope)
+        if len(items) != 1 or not isinstance(items[0][1], Loop):
+            return None
+        members = [m for m, loop in loops.items() if loop is not None] + [m for m, v in loops.items() if v is None]
+        at = [next((i for i, st in enumerate(stmts) if st.child == m), None) for m in members]
+        if None in at or at != sorted(at) or any(len(stmts[i].outputs) != 1 for i in at):
+            return None
+        width = {b - a for a, b in zip(at, at[1:])}
+        if len(width) != 1:
+            return None
+        size = width.pop()
+        begin = at[0] - size + 1
+        if begin < 0:
+            return None
+        outs = [stmts[i].outputs[0] for i in at]
+        reads: dict[str, list[int]] = {}  # node -> the statements that read it
+        for i, st in enumerate(stmts):
+            for n in st.inputs:
+                reads.setdefault(n, []).append(i)
+        segments = [stmts[i - size + 1: i + 1] for i in at]
+        seeds, pattern = None, []
+        for j in range(size):
+            kinds = []
+            for k, seg in enumerate(segments):
+                st = seg[j]
+                if len(st.outputs) != 1 or st.block:
+                    return None
+                if j < size - 1 and (reads.get(st.outputs[0]) != [at[k] - size + j + 2]
+                                     or seg[j + 1].inputs != st.outputs or st.outputs[0] in scope.outputs):
+                    return None  # a chain: each value feeds the next statement only
+                if j == 0:
+                    ins = st.inputs
+                    if ins[len(ins) - k:] != outs[:k] or any(n in outs for n in ins[: len(ins) - k]):
+                        kinds.append(("plain", tuple(ins)))
+                    else:
+                        kinds.append(("list", tuple(ins[: len(ins) - k])))
+                else:
+                    kinds.append(("chain",))
+            if len(set(kinds)) != 1:
+                return None
+            kind = kinds[0]
+            if kind[0] == "list":
+                seeds = list(kind[1])
+            pattern.append(kind[0])
+        if seeds is None:
+            return None
+        # each member's output is read only by the list: later segments' first statements and what follows
+        after = stmts[at[-1] + 1:]
+        full = [*seeds, *outs]
+        readers = {at[k] - size + 1 for k in range(len(segments))}
+        for i, st in enumerate(after, at[-1] + 1):
+            if any(n in outs for n in st.inputs):
+                if st.inputs != full:
+                    return None
+                readers.add(i)
+        if any(r not in readers for o in outs for r in reads.get(o, [])) or set(outs) & set(scope.outputs):
+            return None
+        texts = set()
+        for seg in segments:
+            st = seg[0]
+            texts.add(st.render(["*features"] if pattern[0] == "list" else ["?"] * len(st.inputs)))
+        if len(texts) != 1 or (pattern[0] == "list" and "[*features]" not in next(iter(texts))):
+            return None
+        first = segments[-1]
+        names = [self.net.node(o).get("var") for o in outs]
+        var = names[-1] if names[-1] and IDENTIFIER.fullmatch(names[-1]) and names[-1] not in RESERVED else "out"
+        listed = f"{scope.name}:features"  # a name no node has
+
+        def render_loop(args, target, busy, first=first):
+            seed_vars = args[: len(seeds)]
+            v = self._fresh(var, busy | {target})
+            layer = self._fresh("layer", busy | {target, v})
+            lines = [f"{target} = [{', '.join(seed_vars)}]", f"for {layer} in self.children():"]
+            for j, st in enumerate(first):
+                if j == size - 1:
+                    text = f"{layer}({v})"
+                elif j == 0 and pattern[0] == "list":
+                    text = st.render([f"*{target}"]).replace(f"[*{target}]", target)
+                else:
+                    text = st.render([v])
+                lines.append(" " * 12 + _fit(f"{v} = {text}", 12))
+            lines.append(" " * 12 + f"{target}.append({v})")
+            return "\n".join(lines[:1] + ["        " + lines[1]] + lines[2:])
+
+        loop = Statement([listed], list(seeds), render_loop, block=True)
+        rest = []
+        for st in after:
+            if st.inputs == full:
+                def render_after(a, st=st):
+                    return st.render([f"*{a[0]}"]).replace(f"[*{a[0]}]", a[0])
+                rest.append(Statement(st.outputs, [listed], render_after, st.comment))
+            else:
+                rest.append(st)
+        return [*stmts[:begin], loop, *rest]
 
     def _augmented(self, node: str) -> str | None:
         """The operator of an op whose emitter writes `a <op> b` and has the augmented form `a <op>= b`."""
@@ -469,6 +683,9 @@ class TorchGenerator:
         hint = {}
         for st in stmts:
             for out in st.outputs:
+                if out not in self.net.graph:  # the list a loop in forward() keeps
+                    hint[out] = "features"
+                    continue
                 v = self.net.node(out).get("var")
                 if v and IDENTIFIER.fullmatch(v) and v not in RESERVED:
                     hint[out] = v
@@ -495,7 +712,7 @@ class TorchGenerator:
 
     # ------------------------------------------------------------ rendering
 
-    def _render_expr(self, expr, indent: int, slots: dict | None = None, path=()) -> str:
+    def _render_expr(self, expr, indent: int, slots: dict | None = None, path=(), lead: int = 0) -> str:
         """An expression, broken over lines when long (or when it is a Sequential of several)."""
         if isinstance(expr, Named):
             inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k))) for k, v in expr.items]
@@ -520,35 +737,82 @@ class TorchGenerator:
             args.append(f"{k}={self._render_expr(v, indent + 4, slots, where)}")
         flat = f"{expr.callee}({', '.join(args)})"
         multi = expr.callee == "nn.Sequential" and (len(expr.args) > 1 or any(isinstance(a, Named) for a in expr.args))
-        if not multi and "\n" not in flat and len(flat) + indent <= WIDTH:
+        if not multi and "\n" not in flat and len(flat) + indent + lead <= WIDTH:
             return flat
         pad = " " * (indent + 4)
+        joined = ", ".join(args)
+        if not multi and "\n" not in joined and len(pad) + len(joined) <= WIDTH:  # as black: the arguments on one line
+            return f"{expr.callee}(\n{pad}{joined}\n" + " " * indent + ")"
         return f"{expr.callee}(\n" + "".join(f"{pad}{a},\n" for a in args) + " " * indent + ")"
 
     def _init_lines(self, scope: Scope, slots: dict | None) -> list[str]:
         """Statements of __init__, each rendered for an indentation of 8 (continuation lines included)."""
         lines = []
-        for path, expr in self._construct_all(scope):
+        for path, expr in self._init_items(scope):
+            if isinstance(expr, Loop):
+                lines.append(self._loop_text(expr, path, slots))
+                continue
             target = "self" + "".join(self._attr(p) for p in path.split("."))
-            text = self._render_expr(expr, 8, slots, (path,))
             if "[" in target:  # a member named by a number outside a Sequential
                 parent, _, local = target.rpartition("[")
-                lines.append(f'{parent}.add_module("{local[:-1]}", {text})')
+                head = f'{parent}.add_module("{local[:-1]}", '
+                lines.append(f"{head}{self._render_expr(expr, 8, slots, (path,), len(head) + 1)})")
             else:
-                lines.append(f"{target} = {text}")
+                lines.append(f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}")
         return lines
+
+    def _loop_text(self, loop: Loop, path: str, slots: dict | None) -> str:
+        """for i in range(n): self.add_module(f"prefix{i + 1}", Class(arg=first + i * step, ...))"""
+        taken = set(re.findall(r"[A-Za-z_]\w*", " ".join(slot.expr for slot in (slots or {}).values())))
+        i = self._fresh("i", taken)
+
+        def text(key, value):
+            where = (path, "loop", *key)
+            return slots[where].expr if slots and where in slots else render(value)
+
+        args = []
+        for p, first, step in loop.args:
+            value = text((p, "first"), first)
+            if step is not None:
+                step_text = text((p, "step"), step)
+                term = i if step_text == "1" else f"{i} * {step_text}"
+                value = term if value == "0" else f"{value} + {term}"
+            args.append((p, Code(value)))
+        name = f"{{{i} + {loop.start}}}" if loop.start else f"{{{i}}}"
+        call = self._render_expr(Call(loop.cls.name, (), tuple(args)), 16)
+        line = _fit(f'self.add_module(f"{loop.prefix}{name}", {call})', 12)
+        return f"for {i} in range({text(('count',), loop.count)}):\n" + " " * 12 + line
 
     def _class_source(self, cls: BlockClass) -> str:
         scope = self.net.scopes[cls.rep]
+        if cls.rep in self.sequential:
+            return self._sequential_class_source(cls)
         params, body = self._forward(scope)
         init = self._init_lines(scope, cls.slots)
         sig = ", ".join(["self", *cls.params])
         out = [f"class {cls.name}(nn.Module):",
-               f'    """Block `{cls.block}` of {_doc_text(self.net.source)}."""', "",
-               f"    def __init__({sig}):", "        super().__init__()",
+               *_docstring(f"Block `{cls.block}` of {_doc_text(self.net.source)}.", 4), "",
+               "    " + _fit(f"def __init__({sig}):", 4), "        super().__init__()",
                *("        " + line for line in init), "",
                f"    def forward(self, {', '.join(params)}):",
                *("        " + line for line in body)]
+        return "\n".join(out)
+
+    def _sequential_class_source(self, cls: BlockClass) -> str:
+        """A sequence a template block made, as an nn.Sequential subclass (like torchvision's
+        Conv2dNormActivation): the members are its constructor's arguments, forward() is nn.Sequential's."""
+        members = self._construct_all(self.net.scopes[cls.rep])
+        if all(path == str(i) for i, (path, _) in enumerate(members)):
+            body = "".join(f"            {self._render_expr(e, 12, cls.slots, (p,))},\n" for p, e in members)
+        else:
+            rows = "".join(f'                    ("{p}", {self._render_expr(e, 20, cls.slots, (p,))}),\n'
+                           for p, e in members)
+            body = "            OrderedDict(\n                [\n" + rows + "                ]\n            )\n"
+        sig = ", ".join(["self", *cls.params])
+        out = [f"class {cls.name}(nn.Sequential):",
+               *_docstring(f"Block `{cls.block}` of {_doc_text(self.net.source)}.", 4), "",
+               "    " + _fit(f"def __init__({sig}):", 4),
+               "        super().__init__(\n" + body + "        )"]
         return "\n".join(out)
 
     def _root_source(self, name: str) -> str:
@@ -556,7 +820,7 @@ class TorchGenerator:
         params, body = self._forward(root)
         init = self._init_lines(root, None)
         out = [f"class {name}(nn.Module):",
-               f'    """{_doc_text(self.net.doc or self.net.name)}"""', "",
+               *_docstring(_doc_text(self.net.doc or self.net.name), 4), "",
                "    def __init__(self):", "        super().__init__()",
                *("        " + line for line in init), "",
                f"    def forward(self, {', '.join(params)}):",
@@ -576,7 +840,8 @@ class TorchGenerator:
             f"buffers: {t['buffers']:,}", f"MACs: {t['macs']:,} per sample", "",
             f"Usage: model = {class_name}(); y = model({example})",
         ]
-        return '"""' + "\n".join(_doc_text(line) for line in lines) + '\n"""'
+        wrapped = [part for line in lines for part in _wrap(_doc_text(line), WIDTH, "    ")]
+        return '"""' + "\n".join(wrapped) + '\n"""'
 
     def source(self) -> str:
         class_name = camel(self.net.name)
@@ -632,6 +897,65 @@ def _slot_name(path: tuple) -> str:
     return name if IDENTIFIER.fullmatch(name) else f"value_{name}"
 
 
+def _fit(text: str, indent: int) -> str:
+    """A statement at `indent` columns broken as black would when too long: inside its last bracket pair,
+    the items on one line if they fit, else one item a line (each fitted in turn). Continuation lines carry
+    their indentation; a shape comment goes after the closing bracket."""
+    if indent + len(text) <= WIDTH:
+        return text
+    pairs, stack, quote = [], [], None
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote and text[i - 1] != "\\" else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            stack.append(i)
+        elif ch in ")]}" and stack:
+            start = stack.pop()
+            if not stack:
+                pairs.append((start, i))
+    if not pairs or pairs[-1][1] - pairs[-1][0] < 2:
+        return text
+    start, end = pairs[-1]
+    head, inner, tail = text[: start + 1], text[start + 1 : end], text[end:]
+    items, depth, quote, begin = [], 0, None, 0
+    for i, ch in enumerate(inner):
+        if quote:
+            quote = None if ch == quote and inner[i - 1] != "\\" else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(inner[begin:i].strip())
+            begin = i + 1
+    items.append(inner[begin:].strip())
+    items = [item for item in items if item]
+    pad, close = " " * (indent + 4), " " * indent + tail
+    joined = ", ".join(items)
+    if len(pad) + len(joined) <= WIDTH:
+        return f"{head}\n{pad}{joined}\n{close}"
+    return head + "\n" + "".join(f"{pad}{_fit(item, indent + 4)},\n" for item in items) + close
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    """One line of text broken at spaces to fit `width` columns; continuation lines start with `indent`."""
+    if len(text) <= LIMIT - 4:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def _docstring(text: str, indent: int) -> list[str]:
+    """A docstring at `indent` columns: on one line when it fits, else wrapped with the quotes on their own."""
+    pad = " " * indent
+    if indent + len(text) + 6 <= LIMIT:
+        return [f'{pad}"""{text}"""']
+    return [f'{pad}"""', *(pad + line for line in _wrap(text, WIDTH - indent, "")), f'{pad}"""']
+
+
 def _doc_text(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
@@ -651,3 +975,9 @@ def generate(net: Network) -> str:
 
 def class_name(net: Network) -> str:
     return camel(net.name)
+
+
+def _numbered(local: str) -> tuple[str, int] | None:
+    """("denselayer", 12) for "denselayer12"; None when the name does not end in a number after a name."""
+    found = re.fullmatch(r"([A-Za-z_][A-Za-z_0-9]*?[A-Za-z_])(0|[1-9][0-9]*)", local)
+    return (found.group(1), int(found.group(2))) if found else None

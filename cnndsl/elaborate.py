@@ -62,6 +62,14 @@ class Evaluator:
         self.input_shapes = dict(input_shapes or {})
         self.used_input_shapes: set[str] = set()
         self.called: dict[int, A.BlockDef | A.TemplateDef] = {}  # the block definitions this network used
+        # the layer sequences that a template block (`block f(...) = [...]`) returned, by id: (value, name, args);
+        # a labelled sequence made from one records the template as its scope's block (see Scope.block)
+        self.made_by: dict[int, tuple[Any, str, dict]] = {}
+        # `for` statements being run: (a number per run of a for statement, the frame it runs in); a scope
+        # opened directly by one records its number (Scope.loop), so backends know which siblings a loop made
+        self.loops: list[tuple[int, Frame]] = []
+        self.loop_count = 0
+        self.loop_of: dict[int, int] = {}  # id(Frame) -> loop number
 
     # ------------------------------------------------------------ entry points
 
@@ -106,10 +114,15 @@ class Evaluator:
         self.exec_body(s.body if self.truth(self.eval(s.cond, env), s.cond.span) else s.orelse, env)
 
     def exec_For(self, s: A.For, env: Env) -> None:
-        for item in self.iterable(self.eval(s.iter, env), s.iter.span):
-            for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
-                env.vars[name] = value
-            self.exec_body(s.body, env)
+        self.loop_count += 1
+        self.loops.append((self.loop_count, self.frame))
+        try:
+            for item in self.iterable(self.eval(s.iter, env), s.iter.span):
+                for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
+                    env.vars[name] = value
+                self.exec_body(s.body, env)
+        finally:
+            self.loops.pop()
 
     def exec_Return(self, s: A.Return, env: Env) -> None:
         if not self.block_stack:
@@ -286,7 +299,7 @@ class Evaluator:
             value = self.call_template(func, args, kwargs, n.span)
             if label is None or isinstance(value, Tensor):
                 return value
-            return self.as_layer(value, n.span).with_label(label)
+            return self.mark(self.as_layer(value, n.span).with_label(label), value)
         if isinstance(func, BlockClosure):
             func = Layer(func)
         if not isinstance(func, Layer):
@@ -473,7 +486,8 @@ class Evaluator:
         if isinstance(value, Layer):
             return value
         if isinstance(value, TemplateClosure):  # `x -> cna` calls the template with its defaults
-            return self.as_layer(self.call_template(value, [], {}, span), span)
+            made = self.call_template(value, [], {}, span)
+            return self.mark(self.as_layer(made, span), made)
         if isinstance(value, BlockClosure):
             return Layer(value, span=span)
         if isinstance(value, NetworkValue):
@@ -485,7 +499,7 @@ class Evaluator:
                 if isinstance(v, Tensor):
                     raise CnnError(f"a list used as a layer sequence holds a tensor at position {i}", span)
                 members.append(self.as_layer(v, span))
-            return Layer(members, span=span)
+            return self.mark(Layer(members, span=span), value)
         raise CnnError(f"expected a layer (an op, a block or a list of them), got {describe(value)}", span)
 
     @staticmethod
@@ -511,7 +525,8 @@ class Evaluator:
             return self.apply_block(layer.target, inputs, rest, layer.kwargs, label, span)
         if rest or layer.kwargs:
             raise CnnError("a layer sequence takes no arguments", span)
-        return self.apply_sequence(layer.target, inputs, label, span)
+        made = self.made_by.get(id(layer))
+        return self.apply_sequence(layer.target, inputs, label, span, made[1:] if made else None)
 
     def apply_op(self, spec: OpSpec, inputs: list[Tensor], args: list, kwargs: dict, label, span: Span) -> Tensor:
         if spec.inputs and len(inputs) != spec.inputs:
@@ -598,9 +613,18 @@ class Evaluator:
         local = self.bind(d, args, kwargs, span, closure.env)
         self.enter(d.name, span)
         try:
-            return self.eval(d.value, local)
+            value = self.eval(d.value, local)
         finally:
             self.block_stack.pop()
+        if isinstance(value, (list, Layer)):
+            self.made_by[id(value)] = (value, d.name, {k: v for k, v in local.vars.items() if _plain(v)})
+        return value
+
+    def mark(self, new, old):
+        """`new` is the layer sequence `old` became: it keeps the template `old` came from."""
+        if id(old) in self.made_by and id(new) not in self.made_by:
+            self.made_by[id(new)] = (new, *self.made_by[id(old)][1:])
+        return new
 
     def apply_block(self, closure: BlockClosure, inputs: list[Tensor], args: list, kwargs: dict, label,
                     span: Span):
@@ -629,13 +653,13 @@ class Evaluator:
         finally:
             self.block_stack.pop()
 
-    def apply_sequence(self, members: list[Layer], inputs: list[Tensor], label, span: Span):
+    def apply_sequence(self, members: list[Layer], inputs: list[Tensor], label, span: Span, made=None):
         value: Any = inputs[0] if len(inputs) == 1 else inputs
         if label is None:
             for m in members:
                 value = self.apply(m, self.as_inputs(value, span), m.label, span)
             return value
-        frame = self.open_frame(label, "seq", "sequence", span)
+        frame = self.open_frame(label, "seq", "sequence", span, *(made or ()))
         frame.inputs = [(f"x{i}" if len(inputs) > 1 else "x", t.node) for i, t in enumerate(inputs)]
         try:
             for i, m in enumerate(members):
@@ -660,6 +684,8 @@ class Evaluator:
     def open_frame(self, label, hint, kind, span, block=None, args=None) -> Frame:
         self.claim(label, span)
         frame = Frame(label, hint, self.frame, kind, span, block, args or {})
+        if self.loops and self.loops[-1][1] is self.frame:
+            self.loop_of[id(frame)] = self.loops[-1][0]
         self.frame.children.append(frame)
         self.frame = frame
         return frame
@@ -696,7 +722,8 @@ class Evaluator:
             if not kept and frame is not self.root:
                 return False
             scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span,
-                                       [(p, n.name) for p, n in frame.inputs], [n.name for n in frame.outputs])
+                                       [(p, n.name) for p, n in frame.inputs], [n.name for n in frame.outputs],
+                                       self.loop_of.get(id(frame)))
             return True
 
         visit(self.root)

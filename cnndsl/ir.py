@@ -32,12 +32,17 @@ class Scope:
 
     name: str  # full dotted name; "" for the network
     kind: str  # "network" | "block" | "sequence"
-    block: str | None = None  # the block's name, for kind == "block"
-    args: dict[str, Any] = field(default_factory=dict)  # the block's plain arguments, then its plain locals
+    # the block's name, for kind == "block"; for a sequence, the template block (`block f(...) = [...]`) that
+    # made it, if one did (None for a plain `[...]`)
+    block: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # the block's (template's) plain arguments, then plain locals
     children: list[str] = field(default_factory=list)  # direct child nodes and scopes, in order
     span: Span | None = None
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (parameter name, node) of its tensor inputs
     outputs: list[str] = field(default_factory=list)  # the nodes it returns, in order
+    # which run of a `for` statement made it (a number unique in the network), when the loop's body opened it
+    # directly; siblings with the same number came from one loop (the PyTorch backend builds them by a loop)
+    loop: int | None = None
 
 
 @dataclass

@@ -260,10 +260,6 @@ def preset_params():
     return [pytest.param(n, id=n, marks=known_broken(n)) for n in PRESETS]
 
 
-BUG_LONG_LINES = ("generated lines exceed 120 columns: the header's `network parameters:` line with long lists, "
-                  "long docstrings, and long torch.cat([...]) and constructor lines are never wrapped")
-
-
 # ---------------------------------------------------------------- 1. presets: the source
 
 
@@ -358,7 +354,6 @@ def test_source_passes_ruff(name, preset_ruff):
     assert not found, _show(found)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_LONG_LINES)
 def test_source_lines_fit_in_120_columns(preset_ruff):
     """One test for the whole zoo (which presets have long lines changes as the zoo grows)."""
     found = {name: _show([d for d in ds if d["code"] == "E501"]) for name, ds in preset_ruff.items()

@@ -359,9 +359,6 @@ def test_shufflenet_stride_1_units_share_one_class(ours):
     assert len(generated_classes(cnndsl.compile(net), "inverted_residual")) == 2  # strided, and not
 
 
-@pytest.mark.xfail(strict=True, reason="backends/pytorch.py: the dense blocks (6, 12, 24, 16 layers) become "
-                                       "4 unrolled classes (DenseBlock ... DenseBlockWithDenselayer7Concat7"
-                                       "VariantVariant), 929 lines for densenet121; no loop over layers")
 def test_densenet_dense_blocks_share_one_class(ours):
     net, _ = ours("densenet121")
     assert len(generated_classes(cnndsl.compile(net), "dense_block")) == 1

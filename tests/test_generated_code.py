@@ -1,0 +1,97 @@
+"""The shape of the generated PyTorch code: what a careful person writes by hand.
+
+- a loop in the .cnn file stays a loop: DenseNet's dense block builds its layers with a `for` loop and
+  add_module(f"denselayer{i + 1}", ...), as torchvision's _DenseBlock does, and its forward() keeps the list
+  of feature maps (one class per kind of layer, not one per block length);
+- siblings that only look alike (GoogLeNet's conv2 and conv3, no loop in the .cnn file) are not looped;
+- the generated DenseNet still loads torchvision's weights with strict=True and gives torchvision's outputs.
+
+(No generated line over 120 columns, for every preset, is tests/test_torch_backend.py's
+test_source_lines_fit_in_120_columns.)
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+import cnndsl
+
+DENSENETS = ["densenet121", "densenet161", "densenet169", "densenet201"]
+
+
+def source(name: str) -> str:
+    return cnndsl.compile(cnndsl.load(name))
+
+
+def classes(text: str) -> dict[str, ast.ClassDef]:
+    return {node.name: node for node in ast.parse(text).body if isinstance(node, ast.ClassDef)}
+
+
+@pytest.mark.parametrize("name", DENSENETS)
+def test_densenet_has_one_class_per_kind_of_layer(name):
+    text = source(name)
+    # torchvision's densenet.py has _DenseLayer, _DenseBlock, _Transition and DenseNet: before loops were
+    # kept, every block length had its own class and every layer its own Sequential (929 to 1489 lines)
+    assert set(classes(text)) == {"DenseLayer", "DenseBlock", "Transition", name.capitalize()}
+    assert len(text.splitlines()) < 150, "every dense layer written out again?"
+    assert text.count("torch.cat(") == 2  # one in the loop, one for the block's output
+
+
+def test_dense_block_builds_its_layers_in_a_loop_and_keeps_a_list_of_features():
+    text = source("densenet121")
+    block = ast.get_source_segment(text, classes(text)["DenseBlock"])
+    assert 'for i in range(num_layers):' in block
+    assert re.search(r'self\.add_module\(f"denselayer\{i \+ 1\}", DenseLayer\(in_channels=in_channels \+ i \* 32\)\)',
+                     block), block
+    assert "features = [x]" in block and "for layer in self.children():" in block
+    assert "torch.cat(features, dim=1)" in block and "features.append(" in block
+    root = ast.get_source_segment(text, classes(text)["Densenet121"])
+    # the block lengths are DenseNet-121's 6-12-24-16 (Huang et al. 2017, Table 1)
+    assert [int(n) for n in re.findall(r"DenseBlock\(num_layers=(\d+)", root)] == [6, 12, 24, 16]
+
+
+def test_dense_layer_is_a_sequential_subclass():
+    text = source("densenet121")
+    layer = classes(text)["DenseLayer"]
+    assert [ast.unparse(b) for b in layer.bases] == ["nn.Sequential"]
+    assert not any(isinstance(f, ast.FunctionDef) and f.name == "forward" for f in layer.body)
+
+
+def test_look_alike_siblings_not_made_by_a_loop_stay_written_out():
+    text = source("googlenet")
+    assert "self.conv2 = BasicConv(" in text and "self.conv3 = BasicConv(" in text
+    assert "add_module(f" not in text
+
+
+def test_the_ir_records_which_loop_made_a_scope():
+    net = cnndsl.load("densenet121")
+    layers = [s for name, s in net.scopes.items() if name.startswith("features.denseblock1.denselayer")]
+    assert len(layers) == 6 and len({s.loop for s in layers}) == 1 and layers[0].loop is not None
+    assert {s.block for s in layers} == {"dense_layer"}  # the template block that made the sequence
+    other = [s for name, s in net.scopes.items() if name.startswith("features.denseblock2.denselayer")]
+    assert other[0].loop != layers[0].loop  # another run of the same for statement
+    assert cnndsl.load("googlenet").scopes["conv2"].loop is None
+
+
+@pytest.mark.slow
+def test_generated_densenet121_loads_torchvision_weights_and_matches_outputs():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    namespace: dict = {}
+    exec(compile(source("densenet121"), "densenet121.py", "exec"), namespace)  # noqa: S102 - our own output
+    ours = namespace["Densenet121"]().eval()
+    torch.manual_seed(0)
+    theirs = torchvision.models.densenet121(weights=None).eval()
+    with torch.no_grad():  # random statistics, so that batch norm is no identity
+        for m in theirs.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
