@@ -33,3 +33,14 @@ def tv():
     from reference import ReferenceModels
 
     return ReferenceModels()
+
+
+@pytest.fixture(scope="module")
+def torch_on_one_thread():
+    """Small models run fastest on one thread, and a busy CI runner makes OpenMP's spinning threads crawl."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

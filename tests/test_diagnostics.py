@@ -155,20 +155,29 @@ def test_mistake_has_the_expected_message(path, exp, capsys):
 def test_every_diagnostics_file_names_one_mistake_and_the_helpers_are_not_run_alone():
     assert len(FILES) >= 40
     for path in FILES:
-        exp = expectation(path)  # a header that does not parse fails here, not as a confusing test failure
-        # The expected spot is on a line of code (a header that grew by a line would otherwise shift it
-        # unnoticed, and an xfail would hide that): a column inside the line, or just past its end.
-        lines = (HERE / (exp.path or path.name)).read_text(encoding="utf-8").splitlines()
-        spots = [(exp.line, exp.col)] + [(line, col) for line, col, _ in exp.notes]
-        for line, col in spots:
-            assert 1 <= line <= len(lines), f"{path.name}: line {line} is not in the file"
-            text = lines[line - 1]
-            assert not text.lstrip().startswith("#"), f"{path.name}: line {line} is a comment"
-            assert 1 <= col <= len(text.rstrip()) + 1, f"{path.name}: column {col} is not on line {line}"
-            assert col == len(text.rstrip()) + 1 or not text[col - 1].isspace(), \
-                f"{path.name}: {line}:{col} points at white space"
+        expectation(path)  # a header that does not parse fails here, not as a confusing test failure
     for helper in (HERE / "imports").glob("*.cnn"):
         assert not helper.read_text(encoding="utf-8").startswith("# expect:"), helper
+
+
+@pytest.mark.parametrize("path", [f for f in FILES if not expectation(f).undetected], ids=lambda p: p.stem)
+def test_every_reported_spot_is_code_and_its_excerpt_is_the_files_line(path, capsys):
+    # What the compiler prints, for the error and each note: the spot is on a line of code of the file it
+    # names (not a comment, not white space), and the excerpt under it is that line with the caret there.
+    _, _, err = run_check(path, capsys)
+    shown = err.splitlines()
+    spots = [(i, m) for i, line in enumerate(shown) for m in [HEAD.match(line) or NOTE.match(line)] if m]
+    assert spots, err
+    for i, m in spots:
+        line, col = int(m["line"]), int(m["col"])
+        if m["path"].startswith("--"):
+            continue  # a command-line argument, not a file
+        lines = Path(m["path"]).read_text(encoding="utf-8").splitlines()
+        text = lines[line - 1]
+        assert not text.lstrip().startswith("#"), f"{m['path']}:{line} is a comment"
+        assert 1 <= col <= len(text.rstrip()) + 1 and (col == len(text.rstrip()) + 1 or not text[col - 1].isspace())
+        gutter = f"{line:>5} | "
+        assert shown[i + 1] == gutter + text and shown[i + 2].index("^") == len(gutter) + col - 1, err
 
 
 # ---------------------------------------------------------------- through a real process

@@ -56,7 +56,13 @@ def outcome(root, text: str, name: str = "fuzz.cnn", analyze: bool = True) -> st
         if err.span is not None and err.span.source.path == str(path):
             lines = text.replace("\r\n", "\n").replace("\r", "\n").count("\n")  # read in universal-newline mode
             assert 1 <= err.span.line <= lines + 1, message  # the last line, or the end of the file after it
-            assert err.span.column >= 1, message
+            source_line = err.span.source.line(err.span.line)
+            assert 1 <= err.span.column <= len(source_line) + 1, message  # on that line, or just past its end
+            if source_line.strip():  # the excerpt shows that very line, with the caret under the column
+                gutter = f"{err.span.line:>5} | "
+                shown = message.splitlines()
+                at = shown.index(gutter + source_line)
+                assert shown[at + 1].index("^") == len(gutter) + err.span.column - 1, message
         return "error"
     return "ok"
 

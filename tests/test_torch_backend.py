@@ -77,13 +77,7 @@ RUN_HUGE = os.environ.get("CNNDSL_TEST_HUGE") == "1"
 SLOW_PARAMS = 50_000_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one thread, and a busy CI runner makes OpenMP's spinning threads crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")  # tests/conftest.py: why one thread
 
 
 # ---------------------------------------------------------------- shared builders (cached)

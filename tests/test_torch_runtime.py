@@ -27,13 +27,7 @@ import torch.nn.functional as F
 import cnndsl
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one thread, and a busy CI runner makes OpenMP's spinning threads crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")  # tests/conftest.py: why one thread
 
 
 def resnet18(size: int = 32):
