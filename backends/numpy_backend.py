@@ -36,6 +36,7 @@ from cnndsl.types import TensorType
 from cnndsl.values import describe
 
 from .pytorch import class_name
+from .pytorch_ops import product_text
 
 KERNELS_FILE = Path(__file__).with_name("numpy_kernels.py")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -251,14 +252,7 @@ def slice_text(ctx: Ctx) -> str:
 
 def mul_text(ctx: Ctx) -> str:
     """Broadcasting with the batch first: lower-rank operands get unit axes after the batch."""
-    rank = max(t.rank for t in ctx.inputs)
-    parts = []
-    for arg, t in zip(ctx.args, ctx.inputs):
-        parts.append(arg if t.rank == rank else f"{arg}[:, {', '.join(['None'] * (rank - t.rank))}]")
-    return " * ".join(parts)
-
-
-GATE_KERNELS = {"relu", "relu6", "sigmoid", "hardsigmoid", "silu", "hardswish", "gelu", "tanh"}
+    return product_text(ctx.args, ctx.inputs)
 
 
 def se_call(ctx: Ctx) -> Call:

@@ -189,13 +189,17 @@ def select_text(ctx: Ctx, x: str) -> str:
     return f"{x}[{', '.join([':'] * (ctx.attrs['axis'] + 1))}, {ctx.attrs['index']}]"
 
 
-def mul_text(ctx: Ctx, args: list[str]) -> str:
+def product_text(args: list[str], inputs: list[TensorType]) -> str:
     """Broadcasting over the axes after the batch, aligned from the right (the shape rule's): an operand of
     lower rank gets unit axes after its batch axis, `z[:, None, None]`. A bare `x * z` would align z's batch
-    axis with one of x's axes."""
-    rank = max(t.rank for t in ctx.inputs)
+    axis with one of x's axes. The same text indexes torch tensors and numpy arrays (both backends use it)."""
+    rank = max(t.rank for t in inputs)
     return " * ".join(a if t.rank == rank else f"{a}[:, {', '.join(['None'] * (rank - t.rank))}]"
-                      for a, t in zip(args, ctx.inputs))
+                      for a, t in zip(args, inputs))
+
+
+def mul_text(ctx: Ctx, args: list[str]) -> str:
+    return product_text(args, ctx.inputs)
 
 
 # ---------------------------------------------------------------- the table
