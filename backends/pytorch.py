@@ -903,42 +903,43 @@ def _fit(text: str, indent: int) -> str:
     their indentation; a shape comment goes after the closing bracket."""
     if indent + len(text) <= WIDTH:
         return text
-    pairs, stack, quote = [], [], None
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote and text[i - 1] != "\\" else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            stack.append(i)
-        elif ch in ")]}" and stack:
-            start = stack.pop()
-            if not stack:
-                pairs.append((start, i))
+    pairs, opened = [], 0
+    for i, ch, depth in _scan(text):
+        if ch in "([{" and depth == 0:
+            opened = i
+        elif ch in ")]}" and depth == 0:
+            pairs.append((opened, i))
     if not pairs or pairs[-1][1] - pairs[-1][0] < 2:
         return text
     start, end = pairs[-1]
     head, inner, tail = text[: start + 1], text[start + 1 : end], text[end:]
-    items, depth, quote, begin = [], 0, None, 0
-    for i, ch in enumerate(inner):
-        if quote:
-            quote = None if ch == quote and inner[i - 1] != "\\" else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(inner[begin:i].strip())
-            begin = i + 1
-    items.append(inner[begin:].strip())
+    cuts = [i for i, ch, depth in _scan(inner) if ch == "," and depth == 0]
+    items = [inner[a + 1:b].strip() for a, b in zip([-1, *cuts], [*cuts, len(inner)])]
     items = [item for item in items if item]
     pad, close = " " * (indent + 4), " " * indent + tail
     joined = ", ".join(items)
     if len(pad) + len(joined) <= WIDTH:
         return f"{head}\n{pad}{joined}\n{close}"
     return head + "\n" + "".join(f"{pad}{_fit(item, indent + 4)},\n" for item in items) + close
+
+
+def _scan(text: str):
+    """(index, character, bracket depth outside it) of each bracket and comma of a line of Python, string
+    literals skipped."""
+    depth, quote = 0, None
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote and text[i - 1] != "\\" else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            yield i, ch, depth
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            yield i, ch, depth
+        elif ch == ",":
+            yield i, ch, depth
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
