@@ -22,11 +22,16 @@ def _parser() -> argparse.ArgumentParser:
 
     def target_command(name, help_text):
         c = sub.add_parser(name, help=help_text)
-        c.add_argument("target", help="a .cnn file, or a bundled architecture's name (see 'cnndsl zoo')")
+        c.add_argument("target", help="a .cnn file (its first network), FILE.cnn:NAME (a network or preset in "
+                                      "it), or a bundled architecture's name (see 'cnndsl zoo')")
         c.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a network parameter (repeatable), e.g. --set width=0.75")
         c.add_argument("--input", action="append", default=[], metavar="NAME=SHAPE",
                        help="override an input's shape (repeatable), e.g. --input x=3x64x64")
+        c.add_argument("--max-nodes", type=int, default=None, metavar="N",
+                       help="refuse networks of more than N nodes (default 100,000)")
+        c.add_argument("-I", "--import-path", action="append", default=[], metavar="DIR",
+                       help="a folder imports may also come from (repeatable; also CNNDSL_PATH)")
         return c
 
     target_command("check", "parse and elaborate; report errors only")
@@ -46,9 +51,15 @@ def _network(args):
 
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
-    net = elaborate(find_target(args.target), settings, shapes)
+    net = elaborate(find_target(args.target, args.import_path), settings, shapes, _max_nodes(args))
     _warn(net.warnings)
     return net
+
+
+def _max_nodes(args) -> int | None:
+    if args.max_nodes is not None and args.max_nodes < 1:
+        raise CnnError(f"--max-nodes must be a positive number, got {args.max_nodes}")
+    return args.max_nodes
 
 
 def _warn(warnings) -> int:
@@ -84,12 +95,12 @@ def _check(args) -> str:
         return f"{args.target}: ok ({len(net.order)} nodes){_warned(len(net.warnings))}"
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
-    targets = every_target(load_program(args.target))
+    targets = every_target(load_program(args.target, include=args.import_path))
     if not targets:
         raise CnnError(f"{args.target} declares no network (only blocks or constants)")
     names, warnings = [], []
     for target in targets:
-        net = elaborate(target, settings, shapes)
+        net = elaborate(target, settings, shapes, _max_nodes(args))
         names.append(f"{net.name} ({len(net.order)} nodes)")
         warnings += net.warnings
     return f"{args.target}: ok: " + ", ".join(names) + _warned(_warn(warnings))

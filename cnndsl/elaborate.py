@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from . import ast as A
-from . import lint
+from . import limits, lint
 from .errors import CnnError, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
 from .loader import Target
@@ -51,7 +51,11 @@ class _Return(Exception):
 
 
 class Evaluator:
-    def __init__(self, input_shapes: dict[str, tuple[Any, Span]] | None = None):
+    def __init__(self, input_shapes: dict[str, tuple[Any, Span]] | None = None, max_nodes: int | None = None):
+        self.work = 0  # evaluation steps so far, against limits.WORK_MAX
+        self.max_nodes = max_nodes or limits.NODES_MAX
+        self.budget = limits.work_budget(max_nodes)
+        self.iteration: list[tuple[str, Any, A.For]] = []  # the `for` iterations being run, innermost last
         self.root = Frame(None, "", None, "network")
         self.frame = self.root
         self.nodes: list[PendingNode] = []
@@ -118,11 +122,25 @@ class Evaluator:
         self.loops.append((self.loop_count, self.frame))
         try:
             for item in self.iterable(self.eval(s.iter, env), s.iter.span):
+                self.step(s.span)
                 for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
                     env.vars[name] = value
-                self.exec_body(s.body, env)
+                try:
+                    self.exec_body(s.body, env)
+                except CnnError as exc:
+                    if not getattr(exc, "in_iteration", False):  # the innermost loop names its iteration
+                        exc.in_iteration = True
+                        exc.notes.insert(0, Note(f"in iteration {_iteration(s.targets, item)} of the for at line "
+                                                 f"{s.span.line}", None))
+                    raise
         finally:
             self.loops.pop()
+
+    def step(self, span: Span | None, cost: int = 1) -> None:
+        """Count evaluation work; past limits.WORK_MAX the program is refused (a runaway loop or list)."""
+        self.work += cost
+        if self.work > self.budget:
+            raise limits.work_error(self.budget, span)
 
     def exec_Return(self, s: A.Return, env: Env) -> None:
         if not self.block_stack:
@@ -172,11 +190,14 @@ class Evaluator:
             raise CnnError("a token sequence has shape NxD (tokens x features)", span)
         if not 1 <= len(value) <= 4:
             raise CnnError("an input is F, CxL, CxHxW or CxDxHxW (without the batch)", span)
-        return TensorType(tuple(value), tokens)
+        return check_type(TensorType(tuple(value), tokens), span, "input")
 
     # ------------------------------------------------------------ expressions
 
     def eval(self, n: A.Node, env: Env, label: str | None = None):
+        self.work += 1
+        if self.work > self.budget:
+            raise limits.work_error(self.budget, n.span)
         method = getattr(self, "eval_" + type(n).__name__)
         if label is None:
             return method(n, env)
@@ -189,7 +210,12 @@ class Evaluator:
         return self.as_layer(value, n.span).with_label(label)
 
     def eval_Const(self, n: A.Const, env: Env):
-        return list(n.value) if isinstance(n.value, list) else n.value
+        if isinstance(n.value, list):  # a shape literal
+            return [limits.number(v, n.span, "a dimension") for v in n.value]
+        if isinstance(n.value, str) and len(n.value) > limits.STRING_MAX:
+            raise CnnError(f"a string of {len(n.value):,} characters is longer than the {limits.STRING_MAX:,} "
+                           f"allowed", n.span)
+        return limits.number(n.value, n.span)
 
     def eval_Name(self, n: A.Name, env: Env, as_layer: bool = False):
         """A variable, else an op, else a builtin. Where a layer is expected (a callee, a chain link),
@@ -221,6 +247,7 @@ class Evaluator:
             if isinstance(e, A.ListFor):  # its loop variables live only inside the list
                 inner = Env(env)
                 for item in self.iterable(self.eval(e.iter, env), e.iter.span):
+                    self.step(e.span)
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
                         inner.vars[name] = value
                     self.list_elems(e.elems, inner, out)
@@ -228,6 +255,8 @@ class Evaluator:
                 self.list_elems(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env, out)
             else:
                 out.append(self.eval(e, env))
+                if len(out) > limits.LIST_MAX:
+                    raise CnnError(f"a list of more than {limits.LIST_MAX:,} elements", e.span)
 
     def eval_Labeled(self, n: A.Labeled, env: Env):
         return self.eval(n.value, env, self.label_text(n.label, env))
@@ -242,6 +271,8 @@ class Evaluator:
             if isinstance(v, bool) or not isinstance(v, (int, str)):
                 raise CnnError(f"a name can only interpolate integers and strings, got {describe(v)}", p.span)
             parts.append(str(v))
+            if sum(map(len, parts)) > limits.NAME_MAX:
+                raise CnnError(f"a name longer than {limits.NAME_MAX} characters", label.span)
         text = "".join(parts)
         if text in MODULE_ATTRIBUTES:
             raise CnnError(f"'{text}' cannot name a node: generated PyTorch modules use that name themselves "
@@ -324,7 +355,7 @@ class Evaluator:
             if isinstance(v, (Tensor, Layer)):
                 raise CnnError(f"{func.name}() cannot take {describe(v)}", s)
         try:
-            return func.fn(*values, **named)
+            return limits.number(func.fn(*values, **named), span, f"the result of {func.name}()")
         except BuiltinError as exc:
             raise CnnError(str(exc), span) from None
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
@@ -347,13 +378,33 @@ class Evaluator:
         if label is not None:
             raise CnnError(f"the label '{label}' must name a layer; this is arithmetic", n.span)
         try:
-            if op == "+" and (isinstance(a, list) and isinstance(b, list) or isinstance(a, str) and isinstance(b, str)):
+            if op == "+" and isinstance(a, list) and isinstance(b, list):
+                if len(a) + len(b) > MAX_LIST:
+                    raise CnnError(f"a list of {len(a) + len(b):,} elements is more than the {MAX_LIST:,} allowed",
+                                   n.span)
+                self.step(n.span, (len(a) + len(b)) // 64)
+                return a + b
+            if op == "+" and isinstance(a, str) and isinstance(b, str):
+                if len(a) + len(b) > limits.STRING_MAX:
+                    raise CnnError(f"a string of {len(a) + len(b):,} characters is longer than the "
+                                   f"{limits.STRING_MAX:,} allowed", n.span)
                 return a + b
             if op == "*" and isinstance(a, list) and isinstance(b, int) and not isinstance(b, bool):
                 if len(a) * b > MAX_LIST:
                     raise CnnError(f"a list of {len(a) * b:,} elements is more than the {MAX_LIST:,} allowed", n.span)
+                self.step(n.span, max(0, len(a) * b) // 64)
                 return a * b
             self.check_numbers(op, a, b, n.span)
+            return limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
+        except ZeroDivisionError:
+            raise CnnError("division by zero", n.span) from None
+        except OverflowError:
+            raise CnnError("number too large", n.span) from None
+
+    @staticmethod
+    def arithmetic(op: str, a, b, span: Span):
+        """a op b on two numbers already within limits (so that + - * // % stay cheap: 128 bits at most)."""
+        try:
             if op == "+":
                 return a + b
             if op == "-":
@@ -367,17 +418,16 @@ class Evaluator:
             if op == "%":
                 return a % b
             if op == "**":
-                if abs(b) > 1024 and abs(a) > 1:
-                    raise CnnError(f"{a} ** {b} is too large a number", n.span)
+                limits.power(a, b, span)
                 result = a ** b
                 if isinstance(result, complex):
-                    raise CnnError(f"{a} ** {b} is not a real number", n.span)
+                    raise CnnError(f"{a} ** {b} is not a real number", span)
                 return result
         except ZeroDivisionError:
-            raise CnnError("division by zero", n.span) from None
+            raise CnnError("division by zero", span) from None
         except OverflowError:
-            raise CnnError("number too large", n.span) from None
-        raise CnnError(f"unknown operator '{op}'", n.span)
+            raise CnnError(f"the result of '{op}' is too large a number (floats end near 1.8e308)", span) from None
+        raise CnnError(f"unknown operator '{op}'", span)
 
     @staticmethod
     def check_numbers(op: str, a, b, span: Span) -> None:
@@ -389,7 +439,7 @@ class Evaluator:
         v = self.eval(n.operand, env)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise CnnError(f"cannot apply unary '{n.op}' to {describe(v)}", n.span)
-        return -v if n.op == "-" else v
+        return limits.number(-v if n.op == "-" else v, n.span)
 
     def eval_Compare(self, n: A.Compare, env: Env):
         values = [self.eval(o, env) for o in n.operands]
@@ -571,6 +621,7 @@ class Evaluator:
             notes = [Note(f"input {i + 1} ({t.type}) is {_origin(t.node)}, made here", t.node.span)
                      for i, t in enumerate(inputs)] if exc.show_inputs else []
             raise CnnError(message, span, notes) from None
+        check_type(out, span, spec.name)
         node = self.new_node(label, spec.name, "op", spec.name, call.attrs, [t.node for t in inputs], out, span)
         return Tensor(node)
 
@@ -691,6 +742,9 @@ class Evaluator:
         return frame
 
     def new_node(self, label, hint, kind, op, attrs, inputs, type_, span) -> PendingNode:
+        if len(self.nodes) >= self.max_nodes:
+            raise CnnError(f"the network has more than {self.max_nodes:,} nodes (the limit; raise it with "
+                           f"--max-nodes N if you mean it)", span)
         self.claim(label, span)
         node = PendingNode(label, hint, self.frame, kind, op, attrs, inputs, type_, span)
         self.frame.children.append(node)
@@ -730,6 +784,26 @@ class Evaluator:
         return scopes
 
 
+def check_type(t: TensorType, span: Span, what: str) -> TensorType:
+    """A tensor type within limits: each dimension <= limits.ARG_MAX, the elements <= limits.NUMEL_MAX."""
+    for d in t.shape:
+        if d > limits.ARG_MAX:
+            raise CnnError(f"{what}: a dimension of {d:,} is more than torch allows ({limits.ARG_MAX:,}, 2**31 - 1)",
+                           span)
+    if t.numel > limits.NUMEL_MAX:
+        raise CnnError(f"{what}: a tensor of {t.numel:,} elements ({t}) is more than any machine holds "
+                       f"(the limit is 2**62)", span)
+    return t
+
+
+def _iteration(targets: list[str], item) -> str:
+    """`i = 3` (or `i, n = 0, 3`) for an error message, values shown short."""
+    values = item if len(targets) > 1 and isinstance(item, list) else [item]
+    shown = [v if isinstance(v, (bool, int, float)) or v is None else describe(v) for v in values]
+    text = ", ".join(str(v).lower() if isinstance(v, bool) or v is None else str(v) for v in shown)
+    return f"{', '.join(targets)} = {text}"
+
+
 def _origin(node: PendingNode) -> str:
     """How the user knows a value: its variable, else its label, else its op."""
     if node.var:
@@ -763,8 +837,9 @@ def parse_setting(text: str, flag: str) -> tuple[str, A.Node, Span]:
 
 
 def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
-              input_shapes: list[tuple[str, A.Node, Span]] = ()) -> Network:
-    """Build the IR of a target, with --set values and --input shapes from the command line."""
+              input_shapes: list[tuple[str, A.Node, Span]] = (), max_nodes: int | None = None) -> Network:
+    """Build the IR of a target, with --set values and --input shapes from the command line; at most
+    `max_nodes` nodes (limits.NODES_MAX by default)."""
     program, net = target.program, target.network
     names = [p.name for p in net.params]
     given: dict[str, Any] = {}
@@ -787,7 +862,7 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
         given[name] = Evaluator.constant(expr, program.env)
         given_where[name] = (span, f"by {span.source.path}")  # the flag: --set, or load()
     shapes = {name: (Evaluator.constant(expr, program.env), expr.span) for name, expr, _ in input_shapes}
-    ev = Evaluator(shapes)
+    ev = Evaluator(shapes, max_nodes)
     env = Env(program.env)
     env.reads = set()
     try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast as A
 from .errors import CnnError, Source, suggest
+from .limits import FILE_MAX
 from .resources import architectures_dir
 from .syntax import parse
 from .values import BlockClosure, Env, NetworkValue, TemplateClosure
@@ -27,24 +29,78 @@ class Program:
 
 def read_source(path: str | os.PathLike, shown: str | None = None) -> Source:
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not text
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the compiler
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CnnError(f"cannot read {shown or path}: not a regular file")
+            data = f.read(FILE_MAX + 1)
+        if len(data) > FILE_MAX:
+            raise CnnError(f"{shown or path} is larger than {FILE_MAX // 1024 ** 2} MiB, the limit for a .cnn file")
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text() did
     except FileNotFoundError:
         raise CnnError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CnnError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # the message names the offset, never the bytes
+        raise CnnError(f"cannot read {shown or path}: not UTF-8 text (at byte {exc.start})") from None
+    except OSError as exc:
+        raise CnnError(f"cannot read {shown or path}: {exc.strerror or type(exc).__name__}") from None
     return Source(shown or str(path), text)
 
 
-def load_program(path: str | os.PathLike, shown: str | None = None) -> Program:
-    return _Loader().load(Path(path).resolve(), read_source(path, shown), [])
+def load_program(path: str | os.PathLike, shown: str | None = None, include: list[str] | None = None) -> Program:
+    """Load a file and its imports; `include` names folders imports may also come from (as CNNDSL_PATH)."""
+    return _Loader(include).load(Path(path).resolve(), read_source(path, shown), [])
+
+
+def import_roots(include: list[str] | None = None) -> list[Path]:
+    """The folders beside a file's own that imports may come from: the bundled library, then the folders
+    named by --import-path (`include`), then those of the CNNDSL_PATH environment variable."""
+    named = [*(include or []), *filter(None, os.environ.get("CNNDSL_PATH", "").split(os.pathsep))]
+    return [architectures_dir().resolve(), *(Path(p).resolve() for p in named)]
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 class _Loader:
-    def __init__(self):
+    def __init__(self, include: list[str] | None = None):
         self.done: dict[Path, Program] = {}
+        self.roots = import_roots(include)
+        self.top: Path | None = None  # the folder of the file being compiled: its imports stay under it
+
+    def resolve_import(self, item: A.Import, path: Path) -> Path:
+        """Where `import "x.cnn"` in the file at `path` leads: relative to that file's folder, else to the
+        bundled library or a folder named by --import-path or CNNDSL_PATH; it must lie under the folder of
+        the file being compiled or under one of those. Anything else is refused before it is opened, so no
+        message ever shows a byte of a file that was not a .cnn file."""
+        name = item.path
+        if "\0" in name or not name.endswith(".cnn"):
+            raise CnnError("an import names a .cnn file (import \"blocks.cnn\")", item.span)
+        if os.path.isabs(name) or name.startswith("~"):
+            raise CnnError("an import is a path relative to the importing file's folder, not an absolute path",
+                           item.span)
+        allowed = [self.top or path.parent, *self.roots]
+        outside = None
+        for start in [path.parent, *self.roots]:
+            target = (start / name).resolve()
+            if not any(_within(target, root) for root in allowed):
+                outside = outside or target
+                continue
+            if target.is_file():
+                return target
+        if outside is not None and outside.exists():
+            raise CnnError(f"cannot import '{name}': it is outside {allowed[0]}, the folder of the file being "
+                           f"compiled (imports come from there, the bundled library, --import-path DIR or "
+                           f"CNNDSL_PATH)", item.span)
+        raise CnnError(f"cannot find '{name}' (looked in {path.parent}, the bundled library"
+                       f"{', --import-path and CNNDSL_PATH' if len(self.roots) > 1 else ''})", item.span)
 
     def load(self, path: Path, source: Source, stack: list[Path]) -> Program:
         from .elaborate import Evaluator  # constants are evaluated by the same evaluator as networks
+
+        if self.top is None:
+            self.top = path.parent
 
         module = parse(source)
         program = Program(source.path, Env())
@@ -63,15 +119,13 @@ class _Loader:
 
         for item in module.items:
             if isinstance(item, A.Import):
-                target = (path.parent / item.path).resolve()
+                target = self.resolve_import(item, path)
                 if target == path:
                     raise CnnError(f"'{source.path}' imports itself", item.span)
                 if target in stack:
                     chain = " -> ".join(p.name for p in [*stack, path, target])
                     raise CnnError(f"import cycle: {chain}", item.span)
                 if target not in self.done:
-                    if not target.is_file():
-                        raise CnnError(f"cannot find '{item.path}' (looked in {path.parent})", item.span)
                     self.done[target] = self.load(target, read_source(target), [*stack, path])
                 for name, value in self.done[target].env.vars.items():
                     if name in env.vars and env.vars[name] is not value:
@@ -121,14 +175,17 @@ def zoo_index() -> dict[str, Path]:
     return index
 
 
-def find_target(target: str) -> Target:
+def find_target(target: str, include: list[str] | None = None) -> Target:
     """A path to a .cnn file (its first network), `path.cnn:name` (a network or preset in it), or the
-    name of a bundled network or preset."""
+    name of a bundled network or preset. `include`: folders imports may come from (see import_roots)."""
     path, colon, name = target.rpartition(":")
     if colon and path.endswith(".cnn") and re.fullmatch(r"[A-Za-z_]\w*", name):
-        return program_target(load_program(path), name)
+        return program_target(load_program(path, include=include), name)
     if target.endswith(".cnn") or os.sep in target or Path(target).is_file():
-        program = load_program(target)
+        if not target.endswith(".cnn"):
+            raise CnnError(f"{target}: a target file must be a .cnn file (or name a bundled architecture: "
+                           f"'cnndsl zoo' lists them)")
+        program = load_program(target, include=include)
         if not program.networks:
             raise CnnError(f"{target} declares no network (only blocks or constants)")
         return Target(program, next(iter(program.networks.values())), None)

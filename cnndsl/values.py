@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from . import ast as A
 from .errors import Span
+from .limits import LIST_MAX
 from .types import TensorType
 
 
@@ -135,7 +136,7 @@ def _number(v, fname):
     return v
 
 
-MAX_LIST = 1_000_000  # no network needs a longer list; a typo that asks for one should not eat the memory
+MAX_LIST = LIST_MAX  # no network needs a longer list; a typo that asks for one should not eat the memory
 
 
 def _range(*a):
@@ -197,11 +198,22 @@ def _sum(items):
 
 def _int(v):
     if isinstance(v, str):
+        if len(v) > 30:  # no 64-bit integer has more digits; Python would spend time on (or refuse) the rest
+            raise BuiltinError(f"int() cannot read {describe(v)}: more than 30 characters")
         try:
             return int(v)
         except ValueError:
-            raise BuiltinError(f"int() cannot read {v!r}") from None
+            raise BuiltinError(f"int() cannot read {describe(v)}") from None
     return int(_number(v, "int"))
+
+
+def _round(v, n=None):
+    _number(v, "round")
+    if n is None:
+        return round(v)
+    if isinstance(n, bool) or not isinstance(n, int) or not -30 <= n <= 30:
+        raise BuiltinError("round() digits must be an integer from -30 to 30")
+    return round(v, n)
 
 
 BUILTINS = {b.name: b for b in [
@@ -213,7 +225,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("abs", lambda v: abs(_number(v, "abs")), "abs(x)"),
     Builtin("ceil", lambda v: math.ceil(_number(v, "ceil")), "ceil(x): smallest integer >= x"),
     Builtin("floor", lambda v: math.floor(_number(v, "floor")), "floor(x): largest integer <= x"),
-    Builtin("round", lambda v, n=None: round(_number(v, "round"), n) if n is not None else round(_number(v, "round")),
+    Builtin("round", _round,
             "round(x[, digits]): to nearest, ties to even (as Python)"),
     Builtin("sqrt", lambda v: math.sqrt(_number(v, "sqrt")), "sqrt(x)"),
     Builtin("int", _int, "int(x): truncate toward zero"),
@@ -233,7 +245,8 @@ def describe(v) -> str:
     if isinstance(v, (int, float)):
         return f"the number {v}"
     if isinstance(v, str):
-        return f'the string "{v}"'
+        shown = v if len(v) <= 60 else v[:40] + f"...({len(v):,} characters)"
+        return f'the string "{shown}"'
     if isinstance(v, list):
         return "a list"
     if isinstance(v, Tensor):

@@ -3,7 +3,7 @@ average pooling, and LeNet's trainable subsampling."""
 
 from __future__ import annotations
 
-from math import ceil, prod
+from math import gcd, prod
 
 from ..types import TensorType
 from .conv import check_positive, spatial_input
@@ -88,10 +88,17 @@ def adaptive_rf(call: OpCall):
             strides.append(size // out)
         else:  # PyTorch's windows [floor(i*size/out), ceil((i+1)*size/out)) differ in size
             exact = False
-            kernels.append(max(ceil((i + 1) * size / out) - (i * size) // out for i in range(out)))
+            kernels.append(largest_window(size, out))
             strides.append(max(1, size // out))
     n = len(sizes)
     return Window(tuple(kernels), tuple(strides), (1,) * n, (0,) * n, exact)
+
+
+def largest_window(size: int, out: int) -> int:
+    """max over i < out of ceil((i+1)*size/out) - floor(i*size/out), in constant time: with i*size = a*out + r
+    (0 <= r < out) the window is ceil((r + size)/out), and r runs over the multiples of gcd(size, out) below
+    out, the largest being out - gcd. (tests/test_limits.py checks it against the loop.)"""
+    return -(-(out - gcd(size, out) + size) // out)
 
 
 def adaptive_flops(call: OpCall) -> int:

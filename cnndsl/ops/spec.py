@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Callable
 
+from ..limits import ARG_MAX
 from ..types import TensorType
 
 
@@ -181,6 +182,7 @@ def integer(minimum: int | None = 1) -> Callable:
     def check(v):
         if not _is_int(v) or (minimum is not None and v < minimum):
             raise ValueError(f"must be an integer >= {minimum}" if minimum is not None else "must be an integer")
+        _within(v)
         return v
     check.kind = f"int >= {minimum}" if minimum is not None else "int"
     return check
@@ -191,12 +193,19 @@ def ints(minimum: int = 1) -> Callable:
 
     def check(v):
         if _is_int(v) and v >= minimum:
-            return v
+            return _within(v)
         if isinstance(v, list) and v and all(_is_int(i) and i >= minimum for i in v):
-            return tuple(v)
+            return tuple(_within(i) for i in v)
         raise ValueError(f"must be an integer >= {minimum} or a list of them")
     check.kind = f"int >= {minimum} or list"
     return check
+
+
+def _within(v: int) -> int:
+    """An op's integer argument within torch's limit (limits.ARG_MAX, its kernels' 32-bit ints)."""
+    if not -ARG_MAX <= v <= ARG_MAX:
+        raise ValueError(f"must be at most {ARG_MAX:,} in size (2**31 - 1, torch's limit for op arguments)")
+    return v
 
 
 def number(minimum: float | None = None, below: float | None = None) -> Callable:
