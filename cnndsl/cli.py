@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -18,6 +19,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cnndsl", description="Describe neural-network architectures; analyse them.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"cnndsl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def target_command(name, help_text):
@@ -36,12 +40,22 @@ def _parser() -> argparse.ArgumentParser:
 
     target_command("check", "parse and elaborate; report errors only")
     a = target_command("analyze", "shapes, parameters, MACs, memory and receptive fields")
-    a.add_argument("--format", choices=("table", "json", "markdown", "csv"), default="table")
-    a.add_argument("--depth", type=int, default=3, help="table rows down to this block depth (default 3)")
+    a.add_argument("--format", choices=("table", "json", "markdown", "csv"), default="table",
+                   help="table (default: grouped by block, then the totals), json (every layer and the totals, "
+                        "for programs), markdown (the table for documents) or csv (every layer, for spreadsheets)")
+    a.add_argument("--depth", type=int, default=3,
+                   help="table and markdown rows down to this block depth, 1 or more (default 3; 1: the network's "
+                        "own layers, blocks summed)")
     c = target_command("compile", "generate model code (PyTorch)")
     c.add_argument("--backend", choices=("torch", "numpy"), default="torch", help="code generator (default: torch)")
     c.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of to stdout")
+    c.add_argument("--force", action="store_true",
+                   help="generate code even for a network larger than any machine holds (see 'analyze')")
     sub.add_parser("zoo", help="list the bundled architectures")
+    s = sub.add_parser("show", help="print a bundled architecture's .cnn source, to start from (or copy it with -o)")
+    s.add_argument("name", help="a bundled network, preset or file name (see 'cnndsl zoo'), e.g. resnet50")
+    s.add_argument("-o", "--output", metavar="FILE", help="copy it here instead of printing it")
+    s.add_argument("--path", action="store_true", help="print where the bundled file is installed instead")
     return p
 
 
@@ -74,8 +88,12 @@ def _analyze(args) -> str:
     from . import report
     from .passes import analyze
 
+    if args.depth < 1:
+        raise CnnError(f"--depth is the number of block levels shown, 1 or more (1: the network's own layers), "
+                       f"got {args.depth}")
     net = _network(args)
     totals = analyze(net)
+    _warn_size(net, totals)
     if args.format == "json":
         return report.json_text(net, totals)
     if args.format == "markdown":
@@ -92,6 +110,7 @@ def _check(args) -> str:
 
     if not args.target.endswith(".cnn"):
         net = _network(args)
+        _warn_size(net)
         return f"{args.target}: ok ({len(net.order)} nodes){_warned(len(net.warnings))}"
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
@@ -101,9 +120,22 @@ def _check(args) -> str:
     names, warnings = [], []
     for target in targets:
         net = elaborate(target, settings, shapes, _max_nodes(args))
+        _warn_size(net, show=False)
         names.append(f"{net.name} ({len(net.order)} nodes)")
         warnings += net.warnings
     return f"{args.target}: ok: " + ", ".join(names) + _warned(_warn(warnings))
+
+
+def _warn_size(net, totals: dict | None = None, show: bool = True) -> None:
+    """A warning (added to net.warnings) when the network needs more memory than any machine holds."""
+    from .lint import size_warning
+    from .passes import analyze
+
+    warning = size_warning(net, totals if totals is not None else analyze(net))
+    if warning is not None:
+        net.warnings.append(warning)
+        if show:
+            _warn([warning])
 
 
 def _warned(count: int) -> str:
@@ -121,7 +153,17 @@ def _zoo(args) -> str:
 def _compile(args) -> str | None:
     from .api import compile as generate
 
-    source = generate(_network(args), args.backend)
+    if args.output == "":
+        raise CnnError("-o needs a file name (leave -o out to print to stdout)")
+    net = _network(args)
+    if not args.force:
+        from .lint import size_warning
+        from .passes import analyze
+
+        too_big = size_warning(net, analyze(net))
+        if too_big is not None:
+            raise CnnError(too_big.message + "; compile --force generates it anyway", too_big.span)
+    source = generate(net, args.backend)
     if not args.output:
         return source.rstrip("\n")
     write_atomically(args.output, source)
@@ -132,6 +174,13 @@ def write_atomically(path: str, text: str) -> None:
     """Write a whole file or nothing: a temporary file beside it, then a rename over it."""
     import tempfile
 
+    if os.path.islink(path):
+        raise CnnError(f"{path} is a symbolic link: cnndsl will not replace it with a file (write to the file it "
+                       f"points to, or remove the link)")
+    try:
+        mode = os.stat(path).st_mode & 0o7777  # an existing file keeps its permissions
+    except OSError:
+        mode = None
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cnndsl-", suffix=".tmp")
@@ -142,22 +191,52 @@ def write_atomically(path: str, text: str) -> None:
             f.write(text)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a generated file is an ordinary file
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~umask)  # mkstemp makes it private
         os.replace(tmp, path)
     except OSError as exc:
         os.unlink(tmp)
         raise CnnError(f"cannot write {path}: {exc.strerror}") from None
 
 
-COMMANDS = {"check": _check, "analyze": _analyze, "compile": _compile, "zoo": _zoo}
+def _show(args) -> str | None:
+    from .loader import bundled_file
+
+    path = bundled_file(args.name)
+    if args.path:
+        return str(path)
+    text = path.read_text(encoding="utf-8")
+    if args.output is None:
+        return text.rstrip("\n")
+    if not args.output:
+        raise CnnError("-o needs a file name (leave -o out to print to stdout)")
+    write_atomically(args.output, text)
+    print(f"wrote {args.output}, a copy of {path}", file=sys.stderr)
+    return None
+
+
+def _bundled_note(exc: CnnError) -> str:
+    """Where a bundled file named in an error lies, and how to get a copy to edit."""
+    from .loader import BUNDLED_PREFIX, bundled_file
+
+    for span in [exc.span, *(n.span for n in exc.notes)]:
+        if span is not None and span.source.path.startswith(BUNDLED_PREFIX):
+            stem = span.source.path[len(BUNDLED_PREFIX):].removesuffix(".cnn")
+            return (f"\nnote: {span.source.path} is bundled with cnndsl, at {bundled_file(stem)}; "
+                    f"'cnndsl show {stem} -o {stem}.cnn' copies it")
+    return ""
+
+
+COMMANDS = {"check": _check, "analyze": _analyze, "compile": _compile, "zoo": _zoo, "show": _show}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    collecting = gc.isenabled()
+    gc.disable()  # one short run makes many objects and few cycles: collecting cost a quarter of a large analyze
     try:
         text = COMMANDS[args.command](args)
     except CnnError as exc:
-        print(exc.format(), file=sys.stderr)
+        print(exc.format() + _bundled_note(exc), file=sys.stderr)
         return 1
     except RecursionError:
         print("cnndsl: error: the network is nested too deeply to elaborate", file=sys.stderr)
@@ -169,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnndsl: internal error ({kind}); this is a bug in cnndsl, not in your file. "
               f"Run with CNNDSL_DEBUG=1 for details and report it.", file=sys.stderr)
         return 2
+    finally:
+        if collecting:
+            gc.enable()
     try:
         if text is not None:
             print(text)

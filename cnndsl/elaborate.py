@@ -9,6 +9,7 @@ an unlabelled node is named after its op, made unique in its scope once all expl
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from typing import Any
 
@@ -16,9 +17,9 @@ import networkx as nx
 
 from . import ast as A
 from . import limits, lint
-from .errors import CnnError, KeywordSpan, Note, Source, Span, keyword_span, suggest
+from .errors import CnnError, CnnWarning, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
-from .loader import Target
+from .loader import BUNDLED_PREFIX, Target
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .syntax import parse_expression
 from .types import TensorType
@@ -55,7 +56,7 @@ class Evaluator:
         self.work = 0  # evaluation steps so far, against limits.WORK_MAX
         self.max_nodes = max_nodes or limits.NODES_MAX
         self.budget = limits.work_budget(max_nodes)
-        self.iteration: list[tuple[str, Any, A.For]] = []  # the `for` iterations being run, innermost last
+        self.warnings: list[CnnWarning] = []  # found while elaborating (an --input that changes a rank)
         self.root = Frame(None, "", None, "network")
         self.frame = self.root
         self.nodes: list[PendingNode] = []
@@ -159,6 +160,18 @@ class Evaluator:
         if s.name in self.input_shapes:
             value, span = self.input_shapes[s.name]
             self.used_input_shapes.add(s.name)
+            declared = self.eval(s.shape, env)
+            declared = [declared] if isinstance(declared, int) else declared
+            if isinstance(value, (int, list)) and isinstance(declared, list):
+                given = [value] if isinstance(value, int) else value
+                if len(given) != len(declared):
+                    self.warnings.append(CnnWarning(
+                        f"--input {s.name}={'x'.join(map(str, given))} has {len(given)} dimension"
+                        f"{'s' * (len(given) != 1)}, but the network declares {s.name} as "
+                        f"{'x'.join(map(str, declared))} ({len(declared)}): its layers now run in "
+                        f"{_RANKS.get(len(given), f'{len(given)} dimensions')}, not "
+                        f"{_RANKS.get(len(declared), f'{len(declared)} dimensions')}", span,
+                        [Note(f"'{s.name}' is declared here", s.span)]))
         else:
             value, span = self.eval(s.shape, env), s.shape.span
         shape = self.shape_value(value, span, s.tokens)
@@ -494,7 +507,8 @@ class Evaluator:
             "width": spatial[-1] if len(spatial) >= 2 else None,
         }
         if n.name not in table:
-            raise CnnError(f"a tensor has no attribute '{n.name}'{suggest(n.name, table)}; it has "
+            close = suggest(n.name, table)  # "; did you mean 'x'?", then a sentence: no "?;"
+            raise CnnError(f"a tensor has no attribute '{n.name}'{close}{' It' if close else '; it'} has "
                            f"{', '.join(table)}", n.span)
         if table[n.name] is None:
             raise CnnError(f"a {t} tensor has no '{n.name}'", n.span)
@@ -592,8 +606,9 @@ class Evaluator:
             given[arg.name] = (value, s)
         for name, (value, s) in kwargs.items():
             if spec.arg(name) is None:
-                raise CnnError(f"{spec.name} has no argument '{name}'{suggest(name, [a.name for a in spec.args])}; "
-                               f"it takes {spec.signature()}", keyword_span(s))
+                close = suggest(name, [a.name for a in spec.args])
+                raise CnnError(f"{spec.name} has no argument '{name}'{close}{' It' if close else '; it'} takes "
+                               f"{spec.signature()}", keyword_span(s))
             if name in given:
                 raise CnnError(f"argument '{name}' of {spec.name} is given twice", keyword_span(s))
             given[name] = (value, s)
@@ -784,6 +799,34 @@ class Evaluator:
         return scopes
 
 
+_RANKS = {1: "one feature vector (F)", 2: "1-D (CxL)", 3: "2-D (CxHxW)", 4: "3-D (CxDxHxW)"}
+
+
+def setting_text(value) -> str:
+    """A parameter's value as --set accepts it: blocks and ops by name, strings quoted, lists bracketed."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(setting_text(v) for v in value) + "]"
+    if isinstance(value, (BlockClosure, TemplateClosure, NetworkValue)):
+        return value.defn.name
+    if isinstance(value, Builtin):
+        return value.name
+    if isinstance(value, Layer) and isinstance(value.target, OpSpec) and not value.args and not value.kwargs:
+        return value.target.name
+    return describe(value)
+
+
+def _shown_source(path: str) -> str:
+    """How reports and generated headers name the source: a bundled file as architectures/NAME.cnn, a user's
+    file by its name alone, so that the output is the same from any working directory."""
+    return path if path.startswith(BUNDLED_PREFIX) or not path.endswith(".cnn") else os.path.basename(path)
+
+
 def check_type(t: TensorType, span: Span, what: str) -> TensorType:
     """A tensor type within limits: each dimension <= limits.ARG_MAX, the elements <= limits.NUMEL_MAX."""
     for d in t.shape:
@@ -903,10 +946,12 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     network = Network(
         name=target.preset.name if target.preset else net.name, graph=graph, order=[n.name for n in ev.nodes],
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
-        scopes=scopes, params=params, source=program.path,
+        scopes=scopes, params=params, source=_shown_source(program.path),
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
+        overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]
+        + [f"--input {name}={ev.inputs[name].type}" for name, _, _ in input_shapes],
     )
-    network.warnings = [*lint.unused_parameters([net, *ev.called.values()]),
+    network.warnings = [*ev.warnings, *lint.unused_parameters([net, *ev.called.values()]),
                         *lint.ineffective_settings(net, given_where, env.reads),
                         *lint.unreachable_values(network)]
     return network

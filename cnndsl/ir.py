@@ -57,6 +57,7 @@ class Network:
     source: str
     doc: str = ""
     warnings: list = field(default_factory=list)  # CnnWarnings found while elaborating (cnndsl.lint)
+    overrides: list = field(default_factory=list)  # "name=value" of each --set and --input, as given
 
     def node(self, name: str) -> dict:
         return self.graph.nodes[name]

@@ -125,3 +125,32 @@ def _where_written(net: Network, name: str) -> tuple[str, Span]:
 
 def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def size_warning(net: Network, totals: dict) -> CnnWarning | None:
+    """A network whose weights and peak live activations (float32, batch 1) need more than
+    limits.MEMORY_WARN bytes: no machine runs it. `analyze` and `check` warn; `compile` refuses unless
+    --force. Located at the node that holds the most (its parameters plus its output)."""
+    from .limits import MEMORY_WARN
+    from .passes.counts import param_count
+    from .passes.memory import BYTES_PER_ELEMENT
+
+    weights = (totals["params"] + totals["buffers"]) * BYTES_PER_ELEMENT
+    needed = weights + totals["peak_activation_bytes"]
+    if needed <= MEMORY_WARN:
+        return None
+    largest = max(net.nodes(), key=lambda d: d["bytes"] + param_count(d, ("trainable", "fixed", "buffer"))
+                  * BYTES_PER_ELEMENT)
+    peak = _bytes(totals["peak_activation_bytes"])
+    return CnnWarning(f"the network needs {_bytes(needed)} ({needed:,} bytes) to run one sample in float32 "
+                      f"({_bytes(weights)} of parameters and buffers, {peak} of live activations at the peak): "
+                      f"more than any machine holds (the limit is {_bytes(MEMORY_WARN)}); the largest node is "
+                      f"'{largest['name']}' ({largest['type']})", largest["span"])
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("EiB", 1024 ** 6), ("PiB", 1024 ** 5), ("TiB", 1024 ** 4), ("GiB", 1024 ** 3),
+                       ("MiB", 1024 ** 2)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,} bytes"

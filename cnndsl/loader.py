@@ -193,8 +193,22 @@ def find_target(target: str, include: list[str] | None = None) -> Target:
     if target not in index:
         raise CnnError(f"unknown architecture '{target}'{suggest(target, index)} ('cnndsl zoo' lists them)")
     path = index[target]
-    program = load_program(path, shown=f"architectures/{path.name}")
+    program = load_program(path, shown=f"{BUNDLED_PREFIX}{path.name}", include=include)
     return program_target(program, target)
+
+
+BUNDLED_PREFIX = "architectures/"  # how errors and generated headers name a bundled file
+
+
+def bundled_file(name: str) -> Path:
+    """The installed file of a bundled network, preset or file stem (`resnet50`, `resnet`)."""
+    index = zoo_index()
+    if name in index:
+        return index[name]
+    stems = {p.stem: p for p in sorted(architectures_dir().glob("*.cnn"))}
+    if name.removesuffix(".cnn") in stems:
+        return stems[name.removesuffix(".cnn")]
+    raise CnnError(f"unknown architecture '{name}'{suggest(name, [*index, *stems])} ('cnndsl zoo' lists them)")
 
 
 def program_target(program: Program, name: str) -> Target:

@@ -71,7 +71,8 @@ def _rf_text(rf, merged: bool = False) -> str:
 
 def last_spatial_fields(net: Network) -> dict[str, object]:
     """Per output: the output itself if it is spatial, else the last spatial node before it that still
-    has a local field (the figure papers quote); "global" if there is none."""
+    has a local field (the figure papers quote): a map (CxL, CxHxW, CxDxHxW), not a vector or a token
+    sequence. Without one (ViT: patches become tokens at once), the output's own field ("global")."""
     import networkx as nx
 
     position = {n: i for i, n in enumerate(net.order)}
@@ -80,7 +81,8 @@ def last_spatial_fields(net: Network) -> dict[str, object]:
         candidates = sorted(nx.ancestors(net.graph, out) | {out}, key=position.get, reverse=True)
         # the last node that still has a local field (tracked through flatten and token sequences)
         pick = next((n for n in candidates if isinstance(net.node(n)["rf_state"], ReceptiveField)
-                     and net.node(n)["kind"] == "op"), None)
+                     and net.node(n)["kind"] == "op" and net.node(n)["type"].spatial_rank > 0
+                     and isinstance(net.node(n)["rf"], ReceptiveField)), None)
         if pick is None:
             found[out] = net.node(out)["rf"]
         else:
@@ -102,6 +104,12 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
+def title(net: Network, doc: bool = True) -> str:
+    """The network's name, the --set and --input values it was built with, and its description."""
+    given = f" ({', '.join(net.overrides)})" if net.overrides else ""
+    return f"{net.name}{given}" + (f": {net.doc}" if net.doc and doc else "")
+
+
 def table(net: Network, totals: dict, depth: int) -> str:
     header = ("Layer", "Op", "Output", "Params", "MACs", "RF /stride")
     body = [(("  " * r.depth) + r.label, r.op, r.shape, f"{r.params:,}" if r.params else "-",
@@ -114,8 +122,7 @@ def table(net: Network, totals: dict, depth: int) -> str:
         return "  ".join(cells).rstrip()
 
     rule = "-" * len(fmt(header))
-    title = f"{net.name}" + (f": {net.doc}" if net.doc else "")
-    lines = [title, rule, fmt(header), rule, *map(fmt, body), rule]
+    lines = [title(net), rule, fmt(header), rule, *map(fmt, body), rule]
     t = totals
     lines += [
         f"params            {t['params']:>16,}  (trainable {t['trainable_params']:,}, fixed {t['fixed_params']:,})",
@@ -148,9 +155,9 @@ def _plain(value):
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    from .values import describe
+    from .elaborate import setting_text
 
-    return describe(value)
+    return setting_text(value)  # a block or an op: its name, as --set takes it
 
 
 def as_json(net: Network, totals: dict) -> dict:
@@ -165,6 +172,7 @@ def as_json(net: Network, totals: dict) -> dict:
     return {
         "network": net.name,
         "source": net.source,
+        "overrides": list(net.overrides),
         "parameters": {k: _plain(v) for k, v in net.params.items()},
         "inputs": {k: list(net.type_of(v).shape) for k, v in net.inputs.items()},
         "outputs": {k: list(net.type_of(v).shape) for k, v in net.outputs.items()},
@@ -180,8 +188,8 @@ def json_text(net: Network, totals: dict) -> str:
 
 
 def markdown(net: Network, totals: dict, depth: int) -> str:
-    lines = [f"## {net.name}", "", net.doc, "", "| layer | op | output | params | MACs | RF (size / stride) |",
-             "| --- | --- | --- | ---: | ---: | --- |"]
+    lines = [f"## {title(net, doc=False)}", "", net.doc, "",
+             "| layer | op | output | params | MACs | RF (size / stride) |", "| --- | --- | --- | ---: | ---: | --- |"]
     for r in rows(net, depth):
         name = "&nbsp;" * 4 * r.depth + f"`{r.label}`"
         lines.append(f"| {name} | {r.op} | {r.shape} | {r.params:,} | {r.macs:,} | {_rf_text(r.rf, r.merged)} |")

@@ -80,7 +80,7 @@ def _run(source: Source, start: str, text: str | None = None):
     try:
         tree = _parser().parse(source.text if text is None else text, start=start)
     except UnexpectedInput as exc:
-        raise _syntax_error(source, exc, text) from None
+        raise _shape_hint(_syntax_error(source, exc, text)) from None
     try:
         return _Builder(source).transform(tree)
     except VisitError as exc:  # an error raised while building the AST (e.g. a bad string escape)
@@ -213,6 +213,17 @@ def _syntax_error(source: Source, exc: UnexpectedInput, text: str | None = None)
         end = len(source.line(tok.line).rstrip()) + 1
         span = Span(source, tok.line, end, tok.line, end + 1)
     return CnnError(f"unexpected {_describe_token(tok)}; expected {_expected_words(accepts)}", span)
+
+
+_INPUT_LINE = re.compile(r"\s*input\s+\w+\s*:")
+
+
+def _shape_hint(err: CnnError) -> CnnError:
+    """A syntax error in an input's shape (`3 x 32 x 32`, `(3, 32, 32)`) says how a shape is written."""
+    span = err.span
+    if span is not None and (span.source.path == "--input" or _INPUT_LINE.match(span.source.line(span.line))):
+        err.message += "; a shape is written without spaces or brackets: 3x32x32 (or tokens 197x768)"
+    return err
 
 
 def _open_brackets(tokens: list[Token]) -> list[Token]:
