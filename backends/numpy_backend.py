@@ -35,6 +35,7 @@ from cnndsl.passes import analyze
 from cnndsl.types import TensorType
 from cnndsl.values import describe
 
+from .pysource import docstring_text, string
 from .pytorch import class_name
 from .pytorch_ops import product_text
 
@@ -63,20 +64,6 @@ def literal(value) -> str:
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     raise TypeError(f"no literal for {type(value).__name__}")
-
-
-def string(text: str) -> str:
-    """A double-quoted Python string literal of any text (escapes backslashes, quotes, controls)."""
-    out = []
-    for ch in str(text):
-        if ch in '\\"':
-            out.append("\\" + ch)
-        elif ch.isprintable() and ord(ch) < 0x7F:
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return '"' + "".join(out) + '"'
 
 
 def squash(values):
@@ -808,7 +795,7 @@ def _third_party(line: str) -> bool:
 
 
 def _doc_text(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return docstring_text(text)
 
 
 def _comment(text: str) -> str:

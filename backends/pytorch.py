@@ -26,14 +26,19 @@ from pathlib import Path
 
 from cnndsl import __version__
 from cnndsl.ir import Network, Scope
+from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
 from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE
 from cnndsl.passes import analyze, op_call
 from cnndsl.values import describe
 
+from .pysource import docstring_text
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
 
-RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"}
+HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
+    encoding="utf-8")).body if isinstance(node, (ast.ClassDef, ast.FunctionDef)))
+# what a generated file imports or may define besides the .cnn file's names: never a name for those
+RESERVED = set(NAMES_RESERVED) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"} | HELPER_NAMES
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WIDTH = 110  # generated code is broken over lines beyond this column
 LIMIT = 120  # no generated line is longer (a docstring or header line up to here stays whole)
@@ -218,7 +223,7 @@ class TorchGenerator:
         by_block: dict[str, list[BlockClass]] = {}
         for cls in {id(c): c for c in self.class_of.values()}.values():
             by_block.setdefault(cls.block, []).append(cls)
-        taken = {camel(self.net.name)}
+        taken = {class_name(self.net)}
         for block, variants in sorted(by_block.items()):
             variants.sort(key=lambda c: (len(self.descendants[c.rep]), c.rep))
             base = camel(block)
@@ -844,8 +849,8 @@ class TorchGenerator:
         return '"""' + "\n".join(wrapped) + '\n"""'
 
     def source(self) -> str:
-        class_name = camel(self.net.name)
-        root = self._root_source(class_name)
+        top = class_name(self.net)
+        root = self._root_source(top)
         classes, seen = [], set()
         # classes in dependency order: a class is emitted after the classes its body uses
         ordered = sorted({id(c): c for c in self.class_of.values()}.values(), key=lambda c: -c.rep.count("."))
@@ -863,8 +868,8 @@ class TorchGenerator:
             imports.append("from torch.nn import functional as F")
         if standard:
             imports = sorted(standard) + [""] + imports
-        text = "\n".join([self.header(class_name), "", "\n".join(imports), "", "", body, "", "",
-                          f'__all__ = ["{class_name}"]', ""])
+        text = "\n".join([self.header(top), "", "\n".join(imports), "", "", body, "", "",
+                          f'__all__ = ["{top}"]', ""])
         ast.parse(text)  # a generator bug must never produce a file that does not parse
         return text
 
@@ -958,7 +963,7 @@ def _docstring(text: str, indent: int) -> list[str]:
 
 
 def _doc_text(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return docstring_text(text)
 
 
 def _setting(value) -> str:
@@ -975,7 +980,10 @@ def generate(net: Network) -> str:
 
 
 def class_name(net: Network) -> str:
-    return camel(net.name)
+    """The generated class of a network: its name in CamelCase, with "Net" added where that name is taken
+    (`network none_` would be `class None`, `network f` would hide torch.nn.functional as F)."""
+    name = camel(net.name)
+    return name + "Net" if name in RESERVED or keyword.iskeyword(name) else name
 
 
 def _numbered(local: str) -> tuple[str, int] | None:

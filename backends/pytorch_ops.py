@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from cnndsl.types import TensorType
 
+from .pysource import string
+
 
 class Code(str):
     """Source text to emit as it is (a class name), not as a string literal."""
@@ -298,7 +300,7 @@ def render(value) -> str:
     if isinstance(value, float):
         return float_text(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return string(value)
     if isinstance(value, tuple):
         inner = ", ".join(render(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"

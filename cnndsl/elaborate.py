@@ -20,6 +20,7 @@ from . import limits, lint
 from .errors import CnnError, CnnWarning, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
 from .loader import BUNDLED_PREFIX, Target
+from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .syntax import parse_expression
 from .types import TensorType
@@ -27,14 +28,6 @@ from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, En
                      PendingNode, TemplateClosure, Tensor, describe)
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
-# Names nn.Module already uses: a submodule named so would shadow or break the generated model.
-MODULE_ATTRIBUTES = frozenset({
-    "forward", "training", "to", "float", "double", "half", "bfloat16", "cuda", "cpu", "type", "train", "eval",
-    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
-    "named_modules", "state_dict", "load_state_dict", "apply", "zero_grad", "requires_grad_", "add_module",
-    "register_module", "register_buffer", "register_parameter", "get_submodule", "get_parameter", "get_buffer",
-    "extra_repr", "share_memory", "compile", "dump_patches", "call_super_init",
-})
 
 
 class LabelText(str):
@@ -290,6 +283,9 @@ class Evaluator:
         if text in MODULE_ATTRIBUTES:
             raise CnnError(f"'{text}' cannot name a node: generated PyTorch modules use that name themselves "
                            f"(choose another, e.g. '{text}_')", label.span)
+        if text.startswith("__"):
+            raise CnnError(f"'{text}' cannot name a node: Python renames attributes that start with '__' inside a "
+                           f"class, so the generated model's state_dict would not say '{text}'", label.span)
         if not _LABEL.fullmatch(text) or keyword.iskeyword(text):
             raise CnnError(f"'{text}' is not a valid name (letters, digits and _; not a Python keyword)", label.span)
         return LabelText(text, label.span)
