@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of to stdout")
     c.add_argument("--force", action="store_true",
                    help="generate code even for a network larger than any machine holds (see 'analyze')")
+    g = target_command("graph", "draw the network (Graphviz): SVG, PNG, PDF, DOT or an interactive HTML page")
+    g.add_argument("-o", "--output", metavar="FILE",
+                   help="write here; the format follows the extension: .svg .png .pdf .dot .html (default: DOT "
+                        "to stdout)")
+    g.add_argument("--depth", type=int, default=None,
+                   help="open blocks down to this depth; deeper ones are one box (default 2; an HTML page holds "
+                        "every depth)")
+    g.add_argument("--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
+    g.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold runs of equal blocks made by one loop into one box marked xN (default: fold)")
     sub.add_parser("zoo", help="list the bundled architectures")
     s = sub.add_parser("show", help="print a bundled architecture's .cnn source, to start from (or copy it with -o)")
     s.add_argument("name", help="a bundled network, preset or file name (see 'cnndsl zoo'), e.g. resnet50")
@@ -170,7 +180,7 @@ def _compile(args) -> str | None:
     return None
 
 
-def write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str | bytes) -> None:
     """Write a whole file or nothing: a temporary file beside it, then a rename over it."""
     import tempfile
 
@@ -187,8 +197,8 @@ def write_atomically(path: str, text: str) -> None:
     except OSError as exc:
         raise CnnError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, mode if mode is not None else 0o666 & ~umask)  # mkstemp makes it private
@@ -196,6 +206,18 @@ def write_atomically(path: str, text: str) -> None:
     except OSError as exc:
         os.unlink(tmp)
         raise CnnError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _graph(args) -> str | None:
+    from .passes import analyze
+    from .render import drawing
+
+    net = _network(args)
+    data = drawing(net, analyze(net), args.output, args.depth, args.fold, args.direction)
+    if not args.output:
+        return data.rstrip("\n")
+    write_atomically(args.output, data)
+    return None
 
 
 def _show(args) -> str | None:
@@ -226,7 +248,7 @@ def _bundled_note(exc: CnnError) -> str:
     return ""
 
 
-COMMANDS = {"check": _check, "analyze": _analyze, "compile": _compile, "zoo": _zoo, "show": _show}
+COMMANDS = {"check": _check, "analyze": _analyze, "compile": _compile, "graph": _graph, "zoo": _zoo, "show": _show}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ CATEGORIES = [  # (category, title), in the order the reference presents them
     ("tensor", "Reshaping and routing"),
     ("composite", "Composite layers"),
     ("transformer", "Transformer"),
+    ("attention", "Attention"),
 ]
 
 _SAME_SHAPE = "the input's shape"

@@ -1,7 +1,7 @@
 """Write docs/zoo.md, the table of every bundled architecture, from `cnndsl analyze --format json`.
 
-    python docs/gen_zoo.py            rewrite docs/zoo.md
-    python docs/gen_zoo.py --check    exit 1 if docs/zoo.md is stale (tests/test_docs.py runs this check)
+    python docs/gen_zoo.py            rewrite docs/zoo.md and the drawings in docs/gallery/
+    python docs/gen_zoo.py --check    exit 1 if either is stale (tests/test_docs.py and tests/test_graph.py check)
 
 Every figure in the page is what `cnndsl analyze TARGET --format json` prints today (the command runs
 in-process, exactly as a user types it), so the page cannot drift from the compiler. Families come in the
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 DOC = Path(__file__).resolve().with_name("zoo.md")
+GALLERY = DOC.with_name("gallery")
 
 # (target, --set values): the variants worth a row of their own, after the presets of their file
 VARIANTS: dict[str, list[tuple[str, list[str]]]] = {
@@ -55,15 +56,49 @@ the exact figures).
 
 def analyze(target: str, settings: list[str]) -> dict:
     """`cnndsl analyze TARGET --set ... --format json`, run in-process; it must succeed without a warning."""
+    return json.loads(cli(["analyze", target, "--format", "json", *(a for s in settings for a in ("--set", s))]))
+
+
+def cli(argv: list[str]) -> str:
+    """`cnndsl ARGV...` run in-process; its standard output. It must succeed without a warning."""
     from cnndsl.cli import main
 
-    argv = ["analyze", target, "--format", "json", *(a for s in settings for a in ("--set", s))]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
     if code != 0 or err.getvalue():
         raise SystemExit(f"`cnndsl {' '.join(argv)}` failed or warned:\n{err.getvalue()}")
-    return json.loads(out.getvalue())
+    return out.getvalue()
+
+
+def drawing(name: str) -> Path:
+    return GALLERY / f"{name}.svg"
+
+
+def stale_drawings() -> list[str]:
+    """Presets whose drawing is missing or was made from other DOT text than `cnndsl graph NAME` gives now."""
+    from cnndsl.draw import fingerprint_in
+    from cnndsl.zoo import entries
+
+    stale = []
+    for entry in entries():
+        path = drawing(entry.name)
+        if not path.exists() or fingerprint_in(path.read_text(encoding="utf-8")) != fingerprint_in(
+                cli(["graph", entry.name])):
+            stale.append(entry.name)
+    return stale
+
+
+def write_gallery() -> None:
+    from cnndsl.zoo import entries
+
+    GALLERY.mkdir(exist_ok=True)
+    names = {e.name for e in entries()}
+    for old in GALLERY.glob("*.svg"):
+        if old.stem not in names:
+            old.unlink()
+    for name in sorted(names):
+        cli(["graph", name, "-o", str(drawing(name))])
 
 
 def citation(path: Path) -> tuple[str, int]:
@@ -138,7 +173,8 @@ def render() -> str:
                  "| at |",
                  "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
         for entry in by_file[f]:
-            body.append(row(f"`{entry.name}`<br>{entry.description}", analyze(entry.name, [])))
+            title = f"`{entry.name}`<br>{entry.description}<br>[drawing](gallery/{entry.name}.svg)"
+            body.append(row(title, analyze(entry.name, [])))
         for target, settings in VARIANTS.get(f, []):
             title = f"`{target} {' '.join('--set ' + s for s in settings)}`"
             body.append(row(title, analyze(target, settings)))
@@ -151,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = render()
     if args.check:
-        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC} is stale: run python docs/gen_zoo.py", file=sys.stderr)
+        stale = stale_drawings()
+        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text or stale:
+            print(f"{DOC} or the drawings of {', '.join(stale) or 'no preset'} are stale: run python docs/gen_zoo.py",
+                  file=sys.stderr)
             return 1
         return 0
     DOC.write_text(text, encoding="utf-8")
-    print(f"updated {DOC}")
+    write_gallery()
+    print(f"updated {DOC} and {GALLERY}")
     return 0
 
 

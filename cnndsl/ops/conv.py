@@ -162,6 +162,7 @@ conv = OpSpec(
           Arg("pad_value", number(), 0.0, "value the padding is filled with (LeCun 1989 pads with -1)")),
     resolve=resolve_conv, shape=conv_shape, params=conv_params, macs=conv_macs, flops=conv_flops,
     flops_doc=CONV_FLOPS_DOC, rf=conv_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}), category="convolution",
+    shown=("kernel", "stride", "dilation", "groups"),
 )
 
 
@@ -181,6 +182,7 @@ dwconv = OpSpec(
           Arg("bias", boolean, True, "add a learned bias")),
     resolve=resolve_dwconv, shape=conv_shape, params=conv_params, macs=conv_macs, flops=conv_flops,
     flops_doc=CONV_FLOPS_DOC, rf=conv_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}), category="convolution",
+    shown=("kernel", "stride", "dilation", "multiplier"),
 )
 
 OPS = [conv, dwconv]

@@ -53,7 +53,7 @@ softmax = OpSpec(
     "softmax", "Normalised exponential along one axis (default: the last).",
     args=(Arg("axis", integer(None), -1, "axis, counted without the batch (negative from the end)"),),
     shape=softmax_shape, flops=lambda c: 3 * c.out.numel, flops_doc="3 per element (exp, sum, divide)",
-    category="activation",
+    category="activation", shown=("axis",),
 )
 
 
@@ -107,12 +107,13 @@ lrn = OpSpec(
           Arg("k", number(), 1.0, "additive constant")),
     shape=lrn_shape, flops=lambda c: (c.attrs["size"] + 3) * c.out.numel,
     flops_doc="size + 3 per element (window sum of squares, scale, power, divide)", category="normalization",
+    shown=("size",),
 )
 
 dropout = OpSpec(
     "dropout", "Zeroes elements with probability p while training; the identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), 0.5, "drop probability"),),
-    traits=frozenset({VIEW}), category="regularization",
+    traits=frozenset({VIEW}), category="regularization", shown=("p",),
 )
 
 stochastic_depth = OpSpec(
@@ -120,7 +121,7 @@ stochastic_depth = OpSpec(
                         "identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), doc="drop probability"),
           Arg("mode", choice("row", "batch"), "row", "drop per sample (row) or per batch")),
-    traits=frozenset({VIEW}), category="regularization",
+    traits=frozenset({VIEW}), category="regularization", shown=("p",),
 )
 
 identity = OpSpec("identity", "Returns its input.", traits=frozenset({VIEW}), category="tensor")

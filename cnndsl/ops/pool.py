@@ -60,6 +60,7 @@ maxpool = OpSpec(
           Arg("ceil_mode", boolean, False, "round the output size up, as PyTorch's ceil_mode")),
     resolve=lambda c: resolve_pool(c, "maxpool"), shape=lambda c: pool_shape(c, "maxpool"),
     flops=window_flops, flops_doc="kernel size per output element (comparisons)", rf=pool_rf, category="pooling",
+    shown=("kernel", "stride", "dilation"),
 )
 
 avgpool = OpSpec(
@@ -68,7 +69,7 @@ avgpool = OpSpec(
           Arg("count_include_pad", boolean, True, "count padded zeros in the average")),
     resolve=lambda c: resolve_pool(c, "avgpool"), shape=lambda c: pool_shape(c, "avgpool"),
     flops=window_flops, flops_doc="kernel size per output element (additions and one division)",
-    rf=pool_rf, category="pooling",
+    rf=pool_rf, category="pooling", shown=("kernel", "stride"),
 )
 
 
@@ -113,7 +114,7 @@ def adaptive(kind: str) -> OpSpec:
         args=(Arg("size", ints(), doc="output size per spatial axis"),),
         resolve=resolve_adaptive, shape=lambda c: TensorType((c.x.channels, *c.attrs["size"])),
         flops=adaptive_flops, flops_doc="one per input element plus one per output element", rf=adaptive_rf,
-        category="pooling",
+        category="pooling", shown=("size",),
     )
 
 
@@ -150,6 +151,7 @@ subsample = OpSpec(
     params=lambda c: [Param("weight", (c.x.channels,)), Param("bias", (c.x.channels,))],
     flops=lambda c: c.out.numel * (prod(c.attrs["kernel"]) + 2),
     flops_doc="kernel size per output element (sum) plus two (scale and shift)", rf=pool_rf, category="pooling",
+    shown=("kernel", "stride"),
 )
 
 OPS = [maxpool, avgpool, adaptive_avgpool, adaptive_maxpool, global_avgpool, subsample]

@@ -143,7 +143,8 @@ class OpSpec:
     traits: frozenset[str] = field(default_factory=frozenset)  # VIEW, MERGE, INPLACE, ... (above)
     trait_rules: tuple[tuple[str, Callable[[OpCall], bool]], ...] = ()  # (trait, holds for this call?)
     aliases: tuple[str, ...] = ()
-    category: str = "other"
+    category: str = "other"  # the op's family: the reference groups ops by it, drawings colour them by it
+    shown: tuple[str, ...] = ()  # the arguments a drawing shows on the op's box (kernel, stride, heads, ...)
 
     def has(self, trait: str, call: OpCall) -> bool:
         """Is `trait` true of this application of the op (its arguments and input types)?"""

@@ -113,7 +113,7 @@ def concat_shape(call: OpCall) -> TensorType:
 concat = OpSpec(
     "concat", "Concatenation along an axis (default 0: channels, or tokens for a sequence).",
     args=(Arg("axis", integer(0), 0, "axis, counted without the batch"),), inputs=0, min_inputs=1,
-    shape=concat_shape, traits=frozenset({MERGE}), category="merge",
+    shape=concat_shape, traits=frozenset({MERGE}), category="merge", shown=("axis",),
 )
 
 
@@ -133,7 +133,7 @@ slice_ = OpSpec(
     args=(Arg("start", integer(0), doc="first index"),
           Arg("stop", optional(integer(1)), None, "one past the last index (default: the end)"),
           Arg("axis", integer(0), 0, "axis, counted without the batch")),
-    shape=slice_shape, traits=frozenset({VIEW}), category="tensor",
+    shape=slice_shape, traits=frozenset({VIEW}), category="tensor", shown=("start", "stop", "axis"),
 )
 
 
@@ -167,7 +167,7 @@ select = OpSpec(
               "vector.",
     args=(Arg("index", integer(None), doc="the index; negative counts from the end, as in Python"),
           Arg("axis", integer(0), 0, "axis, counted without the batch")),
-    shape=select_shape, rf=select_rf, traits=frozenset({VIEW}), category="tensor",
+    shape=select_shape, rf=select_rf, traits=frozenset({VIEW}), category="tensor", shown=("index", "axis"),
 )
 
 
@@ -183,6 +183,7 @@ def shuffle_shape(call: OpCall) -> TensorType:
 channel_shuffle = OpSpec(
     "channel_shuffle", "Interleaves channel groups (ShuffleNet): reshape to (groups, C/groups), transpose, flatten.",
     args=(Arg("groups", integer(), doc="number of groups"),), shape=shuffle_shape, category="tensor",
+    shown=("groups",),
 )
 
 
@@ -212,7 +213,7 @@ se = OpSpec(
     shape=lambda c: (spatial_input(c, "se"), c.x)[1], params=se_params, macs=se_macs,
     flops=lambda c: 2 * se_macs(c) + c.x.channels + c.attrs["squeeze"] + 2 * c.x.numel,
     flops_doc="2 per MAC, the biases, one per input element to pool and one to scale",
-    rf=lambda c: GATED, category="composite",
+    rf=lambda c: GATED, category="composite", shown=("squeeze",),
 )
 
 
@@ -241,7 +242,7 @@ mlp = OpSpec(
     shape=mlp_shape, params=mlp_params, macs=mlp_macs,
     flops=lambda c: 2 * mlp_macs(c) + positions(c) * (2 * c.attrs["hidden"] + c.out.shape[-1]),
     flops_doc="2 per MAC, the biases, and the activation (1 per hidden element)", rf=mixing_rf,
-    category="composite",
+    category="composite", shown=("hidden",),
 )
 
 

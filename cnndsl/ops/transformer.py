@@ -30,6 +30,7 @@ patch_embed = OpSpec(
                       Param("bias", (c.attrs["dim"],))],
     macs=patch_macs, flops=lambda c: 2 * patch_macs(c) + c.out.numel, flops_doc="as conv",
     rf=lambda c: Window((c.attrs["patch"],) * 2, (c.attrs["patch"],) * 2, (1, 1), (0, 0)), category="transformer",
+    shown=("patch",),
 )
 
 
@@ -83,7 +84,7 @@ attention = OpSpec(
     shape=attention_shape, params=attention_params, macs=attention_macs,
     flops=lambda c: 2 * attention_macs(c) + 4 * c.attrs["heads"] * c.x.shape[0] ** 2,
     flops_doc="2 per MAC plus 4 per attention score (scale, exp, sum, divide)", rf=lambda c: GLOBAL,
-    category="transformer",
+    category="attention", shown=("heads",),
 )
 
 OPS = [patch_embed, class_token, pos_embedding, attention]
