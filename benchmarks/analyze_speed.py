@@ -319,11 +319,14 @@ def bench_depth(tmp: str, sizes: list[int], repeat: int) -> None:
             path = Path(tmp) / f"deep_{style}_{n}.cnn"
             path.write_text(synthetic(n, loop=style == "loop"))
             # one untimed run checks the node count (and warms the caches)
-            _t, out, _err = run_once([PY, "-m", "cnndsl", "analyze", str(path), "--format", "json"], tmp, capture=True)
+            big = ["--max-nodes", str(2 * n + 10)]  # past the default limit (cnndsl.limits.NODES_MAX) for large sizes
+            _t, out, _err = run_once([PY, "-m", "cnndsl", "analyze", str(path), "--format", "json", *big], tmp,
+                                     capture=True)
             got = len(json.loads(out)["layers"]) - 1  # minus the input
             if got != n:
                 print(f"WARNING: {path.name} has {got} layers, expected {n}")
-            med, _lo, payloads = timed_cnndsl(["analyze", str(path), "--format", "json"], tmp, repeat, warmup=False)
+            med, _lo, payloads = timed_cnndsl(["analyze", str(path), "--format", "json", *big], tmp, repeat,
+                                              warmup=False)
             wall[(style, n)], work[(style, n)] = med, median_of(payloads, "work_s")
 
     for style, what in STYLES:
@@ -460,7 +463,7 @@ def profile(tmp: str, size: int, top: int = 25) -> None:
         prof = cProfile.Profile()
         with contextlib.redirect_stdout(io.StringIO()):
             prof.enable()
-            cnndsl.cli.main(["analyze", {str(path)!r}, "--format", "json"])
+            cnndsl.cli.main(["analyze", {str(path)!r}, "--format", "json", "--max-nodes", "{2 * size + 10}"])
             prof.disable()
         for key in ("tottime", "cumulative"):
             print(f"--- top {top} by {{key}} ---")

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--input", action="append", default=[], metavar="NAME=SHAPE",
                        help="override an input's shape (repeatable), e.g. --input x=3x64x64")
         c.add_argument("--max-nodes", type=int, default=None, metavar="N",
-                       help="refuse networks of more than N nodes (default 100,000)")
+                       help="refuse networks of more than N nodes (default 20,000)")
         c.add_argument("-I", "--import-path", action="append", default=[], metavar="DIR",
                        help="a folder imports may also come from (repeatable; also CNNDSL_PATH)")
         return c

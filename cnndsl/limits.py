@@ -29,17 +29,19 @@ LIST_MAX = 1_000_000
 NAME_MAX = 200
 """Characters of a node's local name (a label, interpolations included)."""
 
-FILE_MAX = 2 * 1024 * 1024
-"""Bytes of one .cnn file: the largest bundled file is under 20 KB; a 10,000-layer unrolled file 0.5 MB."""
+FILE_MAX = 512 * 1024
+"""Bytes of one .cnn file: the largest bundled file is under 20 KB; a 10,000-layer unrolled file 150 KB
+parses in about a second, so a file at the limit in about 4 s."""
 
-WORK_MAX = 2_000_000
+WORK_MAX = 500_000
 """Evaluation steps of one elaboration (each expression evaluated, each loop iteration, each list element
-made), about 2 s: the bundled zoo's largest network takes under 7,000. It grows with --max-nodes (20 steps
+made), about a second: the bundled zoo's largest network takes under 7,000. It grows with --max-nodes (20 steps
 per node allowed)."""
 
-NODES_MAX = 100_000
-"""Nodes of one network after blocks and loops are expanded (the zoo's largest has under 1,000); raised
-with `--max-nodes` (or cnndsl.load(..., max_nodes=N))."""
+NODES_MAX = 20_000
+"""Nodes of one network after blocks and loops are expanded: the zoo's largest has under 1,000, the
+10,000-layer benchmark 10,001, and 20,000 analyse in about 2 s. Raised with `--max-nodes` (or
+cnndsl.load(..., max_nodes=N))."""
 
 MEMORY_WARN = 64 * 1024 ** 3
 """Bytes of parameters plus activations (float32, batch 1) past which `analyze` and `check` warn and

@@ -35,7 +35,7 @@ def read_source(path: str | os.PathLike, shown: str | None = None) -> Source:
                 raise CnnError(f"cannot read {shown or path}: not a regular file")
             data = f.read(FILE_MAX + 1)
         if len(data) > FILE_MAX:
-            raise CnnError(f"{shown or path} is larger than {FILE_MAX // 1024 ** 2} MiB, the limit for a .cnn file")
+            raise CnnError(f"{shown or path} is larger than {FILE_MAX // 1024} KiB, the limit for a .cnn file")
         text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text() did
     except FileNotFoundError:

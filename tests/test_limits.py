@@ -158,7 +158,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
     with pytest.raises(cnndsl.CnnError) as info:
         cnndsl.load(str(path))
     assert time.perf_counter() - t0 < 2
-    assert "is larger than 2 MiB, the limit for a .cnn file" in info.value.message
+    assert "is larger than 512 KiB, the limit for a .cnn file" in info.value.message
 
 
 @pytest.mark.parametrize("size", [7, 1, 224])
