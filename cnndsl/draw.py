@@ -13,9 +13,12 @@ so that the interactive page (cnndsl.page) can find a layer in any of its drawin
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from dataclasses import dataclass, field
-from html import escape
+from html import escape as _xml_escape
 
+from .errors import CnnError
 from .ir import Network, Scope
 from .ops import GLOBAL, lookup
 from .ops.spec import MERGE
@@ -44,6 +47,16 @@ FONT = "Helvetica"
 # Graphviz lays an edge label out as a node of its own: past this many edges (DenseNet unfolded) that makes
 # dot take minutes, so larger drawings show each edge's shape as its tooltip instead
 EDGE_LABELS_MAX = 300
+
+
+# past this many boxes Graphviz takes minutes and nobody can read the result: a smaller --depth is the answer
+DRAWN_MAX = 2_000
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(text: str) -> str:
+    """Text for a Graphviz HTML label: XML-escaped, control characters dropped (dot refuses some)."""
+    return _xml_escape(_CONTROL.sub("", str(text)))
 
 
 def family(op: str) -> tuple[str, str, str]:
@@ -275,6 +288,11 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
         return item
 
     top = scope_items(net.scopes[""], 0)
+    drawn = _count(top)
+    if drawn > DRAWN_MAX:
+        raise CnnError(f"the drawing of {net.name} at depth {depth} would have {drawn:,} boxes, more than "
+                       f"Graphviz lays out in reasonable time (the limit is {DRAWN_MAX:,}): draw it with a "
+                       f"smaller --depth" + ("" if fold else " or with folding on"))
     edges, seen = [], set()
     fanout = {n: net.graph.out_degree(n) for n in net.order}
     for name in net.order:
@@ -298,6 +316,10 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
                        if i is not None and i.startswith("n-") and net.node(n)["op"]},
                       key=lambda c: list(FAMILIES).index(c) if c in FAMILIES else len(FAMILIES))
     return Layout(net, depth, fold, top, edges, outputs, shown, families)
+
+
+def _count(items: list[Item]) -> int:
+    return sum(1 + _count(i.children) for i in items)
 
 
 def _between(position: dict, child: str, run: list[str]) -> bool:
@@ -428,9 +450,9 @@ def dot_source(net: Network, totals: dict, depth: int = 2, fold: bool = True, di
 
     lay = layout(net, depth, fold)
     g = graphviz.Digraph(net.name, format="svg")
-    g.attr(rankdir=direction, fontname=FONT, labelloc="t", labeljust="c", nodesep="0.2", ranksep="0.18",
+    g.attr(rankdir=direction, fontname=FONT, labelloc="t", labeljust="c", nodesep="0.2", ranksep="0.16",
            label=title_label(net, totals, lay.families), tooltip=net.name, newrank="true")
-    g.attr("node", fontname=FONT, fontsize="11", margin="0.08,0.02", height="0.3", penwidth="1.2")
+    g.attr("node", fontname=FONT, fontsize="11", margin="0.1,0.01", height="0.3", penwidth="1.2")
     g.attr("edge", fontname=FONT, fontsize="7", fontcolor="#666666", color="#555555", arrowsize="0.6")
 
     def emit(graph, item: Item) -> None:
@@ -466,8 +488,12 @@ def dot_source(net: Network, totals: dict, depth: int = 2, fold: bool = True, di
             shape="box", style="filled,rounded", fillcolor=fill, color=border, tooltip=out)
         g.edge(origin, "o-" + out, color=IO_STYLE[1], penwidth="1.5")
     labelled = len(lay.edges) <= EDGE_LABELS_MAX
+    outs = Counter(src for src, _, _, _ in lay.edges)
+    ins = Counter(dst for _, dst, _, _ in lay.edges)
     for src, dst, shape, skip in lay.edges:
-        attrs = dict(label=" " + shape) if labelled else dict(tooltip=shape)
+        # a link of a plain chain shows no label: its shape is the last line of the box above it
+        chain = outs[src] == 1 and ins[dst] == 1 and not skip
+        attrs = dict(label=" " + shape) if labelled and not chain else dict(tooltip=shape)
         if skip:
             attrs.update(color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.6", style="bold", weight="0")
         g.edge(src, dst, **attrs)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from html import escape
 from importlib import resources
 
-from .draw import _scope_nodes, compact, dot_source, family, fold_range, layout, max_depth, rf_text, scope_kind, \
+from .draw import _scope_nodes, compact, dot_source, escape, family, fold_range, layout, max_depth, rf_text, scope_kind, \
     value_text
+from .errors import CnnError
 from .ir import Network
 from .passes.counts import param_count
 
@@ -82,11 +82,16 @@ def page(net: Network, totals: dict, direction: str = "TB") -> str:
     variants, sources = [], []
     for depth in range(1, max_depth(net) + 1):
         for fold in (True, False):
-            source = dot_source(net, totals, depth, fold, direction)
-            if not fold and source == sources[-1]:
+            try:
+                lay = layout(net, depth, fold)
+            except CnnError:
+                if depth == 1 and fold:
+                    raise  # not even the top level can be drawn
+                continue  # too large to lay out: the page offers the depths that can be
+            if not fold and not _folds(variants[-1]["layout"].items):
                 continue  # nothing folds at this depth: one drawing serves both
-            variants.append({"depth": depth, "fold": fold, "layout": layout(net, depth, fold)})
-            sources.append(source)
+            variants.append({"depth": depth, "fold": fold, "layout": lay})
+            sources.append(dot_source(net, totals, depth, fold, direction))
     with ThreadPoolExecutor(max_workers=2) as pool:
         svgs = list(pool.map(lambda s: _svg_body(run_dot(s, "svg")), sources))
 
@@ -105,7 +110,7 @@ def page(net: Network, totals: dict, direction: str = "TB") -> str:
     data = {
         "name": net.name,
         "variants": [{"depth": v["depth"], "fold": v["fold"]} for v in variants],
-        "maxDepth": max_depth(net),
+        "maxDepth": max(v["depth"] for v in variants),
         "details": details,
         "locate": locate,
         "names": sorted(locate),

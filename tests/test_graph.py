@@ -272,3 +272,20 @@ def test_the_page_changes_depth_finds_a_layer_and_shows_its_details(page, browse
     assert "c-layer2" in shown()
     assert "layer2" in browser.find_element(By.ID, "details").text
     assert browser.get_log("browser") == []
+
+
+def test_hostile_text_and_oversized_drawings_end_in_a_located_error_or_a_picture(tmp_path):
+    from cnndsl.draw import DRAWN_MAX
+
+    odd = tmp_path / "odd.cnn"
+    # a description with markup, quotes, a backslash and control characters is drawn as text
+    odd.write_text('network odd() {\n    "<b>&amp; \\" \\\\ \x01\x1f\u2028 </TD>"\n    input x: 3x8x8\n'
+                   '    output y = x -> conv(4, 3)\n}\n', encoding="utf-8")
+    svg = draw(tmp_path, str(odd))
+    assert any("<b>&amp;" in t for t in texts(svg))
+    big = tmp_path / "big.cnn"
+    big.write_text("network big() {\n    input x: 3x8x8\n    y = x\n"
+                   f"    for i in range({DRAWN_MAX + 10}) {{ y = y -> relu }}\n    output o = y\n}}\n")
+    code, _, err = run("graph", str(big), "-o", str(tmp_path / "big.svg"))
+    assert code == 1 and f"{DRAWN_MAX:,}" in err and "--depth" in err
+    assert not (tmp_path / "big.svg").exists()
