@@ -154,7 +154,7 @@ def max_depth(net: Network) -> int:
     return 1 + max((len(name.split(".")) for name in net.scopes if name), default=0)
 
 
-def _scope_nodes(net: Network, scope: str) -> list[str]:
+def scope_nodes(net: Network, scope: str) -> list[str]:
     """Every IR node under a scope, in execution order."""
     out, stack = [], [scope]
     while stack:
@@ -173,7 +173,7 @@ def _signature(net: Network, scope: str) -> tuple:
     s = net.scopes[scope]
     prefix = scope + "."
     nodes = []
-    for name in _scope_nodes(net, scope):
+    for name in scope_nodes(net, scope):
         data = net.node(name)
         inputs = tuple(i[len(prefix):] if i.startswith(prefix) else "<in>" for i in data["inputs"])
         args = tuple(shown_args(net, name)) if data["op"] else ()
@@ -249,7 +249,7 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
     def scope_item(scope: Scope, level: int) -> Item:
         if level + 1 >= depth:  # drawn as one box
             item = Item("b-" + scope.name, "box", scope.name)
-            for n in _scope_nodes(net, scope.name):
+            for n in scope_nodes(net, scope.name):
                 rep[n] = item.id
             shown[scope.name] = item.id
             return item
@@ -263,18 +263,18 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
         if level + 1 >= depth:
             item = Item("f-" + first, "fold", first, members=run)
             for scope in run:
-                for n in _scope_nodes(net, scope):
+                for n in scope_nodes(net, scope):
                     rep[n] = item.id
                 shown[scope] = item.id
             for n in between:
-                for m in ([n] if n not in net.scopes else _scope_nodes(net, n)):
+                for m in ([n] if n not in net.scopes else scope_nodes(net, n)):
                     rep[m] = item.id
         else:
             inner = scope_item(net.scopes[first], level)
             item = Item("f-" + first, "fold", first, [inner], members=run, open=True)
             shown[first] = item.id  # the first member's cluster is drawn as the fold's
             for k, scope in enumerate(run):
-                nodes = _scope_nodes(net, scope)
+                nodes = scope_nodes(net, scope)
                 for n in nodes:
                     member_of[n] = (number, k)
                 if k:
@@ -282,7 +282,7 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
                         rep[n] = rep[first + n[len(scope):]]
                     shown[scope] = item.id
             for n in between:
-                for m in ([n] if n not in net.scopes else _scope_nodes(net, n)):
+                for m in ([n] if n not in net.scopes else scope_nodes(net, n)):
                     rep[m] = None
         items_of[item.id] = item
         return item
@@ -332,7 +332,7 @@ def _between(position: dict, child: str, run: list[str]) -> bool:
 def _scope_totals(net: Network, names: list[str]) -> tuple[int, int]:
     params = macs = 0
     for scope in names:
-        for n in _scope_nodes(net, scope):
+        for n in scope_nodes(net, scope):
             data = net.node(n)
             params += param_count(data)
             macs += data["macs"]

@@ -9,8 +9,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
-from .draw import _scope_nodes, compact, dot_source, escape, family, fold_range, layout, max_depth, rf_text, scope_kind, \
-    value_text
+from .draw import compact, dot_source, escape, family, fold_range, layout, max_depth, rf_text, scope_kind, \
+    scope_nodes, value_text
 from .errors import CnnError
 from .ir import Network
 from .passes.counts import param_count
@@ -43,7 +43,7 @@ def node_details(net: Network, name: str) -> list[list[str]]:
 
 def scope_details(net: Network, names: list[str]) -> list[list[str]]:
     first, last = net.scopes[names[0]], net.scopes[names[-1]]
-    nodes = [n for s in names for n in _scope_nodes(net, s)]
+    nodes = [n for s in names for n in scope_nodes(net, s)]
     params = sum(param_count(net.node(n)) for n in nodes)
     macs = sum(net.node(n)["macs"] for n in nodes)
     title = names[0] if len(names) == 1 else f"{fold_range(names)} ×{len(names)}"
