@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                         "to stdout)")
     g.add_argument("--depth", type=int, default=None,
                    help="open blocks down to this depth; deeper ones are one box (default 2; an HTML page holds "
-                        "every depth)")
+                        "every depth and opens at this one)")
     g.add_argument("--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     g.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
                    help="fold runs of equal blocks made by one loop into one box marked xN (default: fold)")

@@ -76,7 +76,8 @@ def _svg_body(svg: bytes) -> str:
     return text[text.index("<svg"):]
 
 
-def page(net: Network, totals: dict, direction: str = "TB") -> str:
+def page(net: Network, totals: dict, direction: str = "TB", start: int = 2) -> str:
+    """The page, opening at depth `start` (folded)."""
     from .render import run_dot
 
     variants, sources = [], []
@@ -111,6 +112,7 @@ def page(net: Network, totals: dict, direction: str = "TB") -> str:
         "name": net.name,
         "variants": [{"depth": v["depth"], "fold": v["fold"]} for v in variants],
         "maxDepth": max(v["depth"] for v in variants),
+        "start": start,
         "details": details,
         "locate": locate,
         "names": sorted(locate),

@@ -67,9 +67,7 @@ def drawing(net: Network, totals: dict, output: str | None, depth: int | None, f
     if fmt == "html":
         from .page import page
 
-        if depth is not None:
-            check_depth(depth)
-        return page(net, totals, direction)
+        return page(net, totals, direction, check_depth(depth))  # --depth: the depth it opens at
     source = dot_source(net, totals, check_depth(depth), fold, direction)
     if fmt == "dot":
         return source
