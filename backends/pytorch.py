@@ -860,11 +860,16 @@ class TorchGenerator:
                 classes.append(self._class_source(cls))
         helpers = self._helper_sources()
         body = "\n\n\n".join([*helpers, *classes, root])
-        standard = [line for line, used in (("import math", "math." in body),
-                                            ("from collections import OrderedDict", "OrderedDict(" in body)) if used]
-        imports = ["import torch"] if re.search(r"\btorch\.", body) else []
+        used = {n.id for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Name)}  # not text: `self.math`, docs
+
+        def uses(name: str) -> bool:
+            return name in used
+
+        standard = [line for line, wanted in (("import math", uses("math")),
+                                              ("from collections import OrderedDict", uses("OrderedDict"))) if wanted]
+        imports = ["import torch"] if uses("torch") else []
         imports.append("from torch import nn")
-        if "F." in body:
+        if uses("F"):
             imports.append("from torch.nn import functional as F")
         if standard:
             imports = sorted(standard) + [""] + imports

@@ -391,7 +391,7 @@ class Evaluator:
                 if len(a) + len(b) > MAX_LIST:
                     raise CnnError(f"a list of {len(a) + len(b):,} elements is more than the {MAX_LIST:,} allowed",
                                    n.span)
-                self.step(n.span, (len(a) + len(b)) // 64)
+                self.step(n.span, (len(a) + len(b)) // 8)
                 return a + b
             if op == "+" and isinstance(a, str) and isinstance(b, str):
                 if len(a) + len(b) > limits.STRING_MAX:
@@ -401,7 +401,7 @@ class Evaluator:
             if op == "*" and isinstance(a, list) and isinstance(b, int) and not isinstance(b, bool):
                 if len(a) * b > MAX_LIST:
                     raise CnnError(f"a list of {len(a) * b:,} elements is more than the {MAX_LIST:,} allowed", n.span)
-                self.step(n.span, max(0, len(a) * b) // 64)
+                self.step(n.span, max(0, len(a) * b) // 8)
                 return a * b
             self.check_numbers(op, a, b, n.span)
             return limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
@@ -589,6 +589,7 @@ class Evaluator:
         return self.apply_sequence(layer.target, inputs, label, span, made[1:] if made else None)
 
     def apply_op(self, spec: OpSpec, inputs: list[Tensor], args: list, kwargs: dict, label, span: Span) -> Tensor:
+        self.step(span, len(inputs))  # a concat of every earlier layer (DenseNet) costs its inputs: no n**2 escape
         if spec.inputs and len(inputs) != spec.inputs:
             raise CnnError(f"{spec.name} takes {spec.inputs} input tensor{'s' if spec.inputs > 1 else ''}, "
                            f"got {len(inputs)}", span)

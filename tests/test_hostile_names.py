@@ -74,14 +74,39 @@ def build(tmp_path, text: str):
         return None
 
 
-def check_generated(net) -> None:
+PLAIN = TEMPLATE.format(block="b", p="x", q="c", v="y", net="n", i="x", v2="y", o="out", o2="out2", l1="c1",
+                        l2="blk", l3="seq", l4="fc", doc="plain")
+
+
+def split_definitions(source: str) -> tuple[set[str], int]:
+    """(top-level names that are not classes of the network, number of such classes): a generated file defines
+    the same fixed names (imports, helpers, kernels, WeightError) whatever the .cnn file calls things."""
+    tree = ast.parse(source)
+    defined = top_level_names(tree)
+    assert len(defined) == len(set(defined)), f"a top-level name defined twice: {sorted(defined)}"
+    from cnndsl.backends.pytorch import HELPER_NAMES
+
+    own = {n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name not in HELPER_NAMES
+           and n.name != "WeightError"}
+    return set(defined) - own, len(own)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plain") / "plain.cnn"
+    path.write_text(PLAIN, encoding="utf-8")
+    net = cnndsl.load(str(path))
+    return {backend: split_definitions(cnndsl.compile(net, backend)) for backend in ("torch", "numpy")}
+
+
+def check_generated(net, plain=None) -> None:
     torch_source = cnndsl.compile(net, "torch")
     numpy_source = cnndsl.compile(net, "numpy")
-    for source in (torch_source, numpy_source):
-        tree = ast.parse(source)
-        defined = top_level_names(tree)
-        assert len(defined) == len(set(defined)), f"a top-level name defined twice: {sorted(defined)}"
+    for backend, source in (("torch", torch_source), ("numpy", numpy_source)):
         assert "\x00" not in source
+        fixed, classes = split_definitions(source)
+        if plain is not None:  # the same program with plain names: nothing more, nothing less is defined
+            assert (fixed, classes) == plain[backend], backend
     torch.manual_seed(0)
     model = cnndsl.to_torch(net).eval()
     x = torch.randn(1, 3, 8, 8)
@@ -104,19 +129,19 @@ def check_generated(net) -> None:
 @given(globals_=st.lists(names, min_size=2, max_size=2, unique=True), p=names, q=names, v=names, i=names, v2=names,
        outs=st.lists(names, min_size=2, max_size=2, unique=True), l1=names, l2=names, l3=names, l4=names,
        doc=st.sampled_from(STRINGS))
-def test_hostile_names_and_strings_compile_to_code_that_runs(tmp_path, globals_, p, q, v, i, v2, outs, l1, l2, l3,
-                                                             l4, doc):
+def test_hostile_names_and_strings_compile_to_code_that_runs(tmp_path, plain, globals_, p, q, v, i, v2, outs, l1,
+                                                             l2, l3, l4, doc):
     (block, net), (o, o2) = globals_, outs
     text = TEMPLATE.format(block=block, p=p, q=q, v=v, net=net, i=i, v2=v2, o=o, o2=o2, l1=l1, l2=l2, l3=l3, l4=l4,
                            doc=doc)
     built = build(tmp_path, text)
     if built is not None:
-        check_generated(built)
+        check_generated(built, plain)
 
 
 @pytest.mark.parametrize("role", ["block", "network"])
 @pytest.mark.parametrize("name", HOSTILE)
-def test_each_hostile_name_everywhere_at_once(tmp_path, name, role):
+def test_each_hostile_name_everywhere_at_once(tmp_path, plain, name, role):
     refused = name in MODULE_ATTRIBUTES or keyword.iskeyword(name) or name.startswith("__")  # tested below
     label = "n" + name if refused else name
     block, net = (name, "n") if role == "block" else ("b", name)
@@ -128,7 +153,7 @@ def test_each_hostile_name_everywhere_at_once(tmp_path, name, role):
         assert built is None
         return
     assert built is not None, text
-    check_generated(built)
+    check_generated(built, plain)
 
 
 @pytest.mark.parametrize("doc", STRINGS)
