@@ -8,6 +8,7 @@ an unlabelled node is named after its op, made unique in its scope once all expl
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import os
 import re
@@ -119,16 +120,22 @@ class Evaluator:
                 self.step(s.span)
                 for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
                     env.vars[name] = value
-                try:
+                with self.naming_iteration(s, item):
                     self.exec_body(s.body, env)
-                except CnnError as exc:
-                    if not getattr(exc, "in_iteration", False):  # the innermost loop names its iteration
-                        exc.in_iteration = True
-                        exc.notes.insert(0, Note(f"in iteration {_iteration(s.targets, item)} of the for at line "
-                                                 f"{s.span.line}", None))
-                    raise
         finally:
             self.loops.pop()
+
+    @contextlib.contextmanager
+    def naming_iteration(self, loop: A.For | A.ListFor, item):
+        """An error inside a `for` (statement or list) says which iteration met it; the innermost loop does."""
+        try:
+            yield
+        except CnnError as exc:
+            if not getattr(exc, "in_iteration", False):
+                exc.in_iteration = True
+                exc.notes.insert(0, Note(f"in iteration {_iteration(loop.targets, item)} of the for at line "
+                                         f"{loop.span.line}", None))
+            raise
 
     def step(self, span: Span | None, cost: int = 1) -> None:
         """Count evaluation work; past limits.WORK_MAX the program is refused (a runaway loop or list)."""
@@ -256,7 +263,8 @@ class Evaluator:
                     self.step(e.span)
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
                         inner.vars[name] = value
-                    self.list_elems(e.elems, inner, out)
+                    with self.naming_iteration(e, item):
+                        self.list_elems(e.elems, inner, out)
             elif isinstance(e, A.ListIf):
                 self.list_elems(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env, out)
             else:

@@ -94,6 +94,14 @@ def test_an_error_in_a_loop_names_its_iteration(capsys, tmp_path):
     assert "note: in iteration i, k = 2, 9 of the for at line 4" in err  # 8x8 -> 6x6 -> 2x2: a 9x9 kernel fails
 
 
+def test_an_error_in_a_list_loop_names_its_iteration(capsys, tmp_path):
+    path = tmp_path / "listfor.cnn"
+    path.write_text("network n() {\n    input x: 3x8x8\n    c = [for k in [1, 0] { 10 // k }]\n"
+                    "    output y = x -> relu\n}\n")
+    code, _, err = run(capsys, "check", str(path))
+    assert code == 1 and "error: division by zero" in err and "note: in iteration k = 0 of the for at line 3" in err
+
+
 def test_a_bundled_files_error_says_where_it_is_and_how_to_copy_it(capsys):
     code, _, err = run(capsys, "check", "resnet50", "--set", "num_classes=0")
     assert code == 1
