@@ -216,6 +216,29 @@ def pool_call(kind: str) -> Callable[[Ctx], Call]:
     return build
 
 
+def upsample_call(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    pairs = [("mode", a["mode"], "nearest"), ("align_corners", a["align_corners"], False)]
+    if a["scale"] is not None:  # PyTorch interpolates with 1 / scale_factor, not in / out
+        pairs.append(("scales", tuple(1 / f for f in a["scale"]), None))
+    return Call("upsample", (ctx.args[0], literal(squash(a["out"])), *options(pairs)))
+
+
+def transposed_call(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    args = [ctx.args[0], ctx.w("weight")] + ([ctx.w("bias")] if "bias" in ctx.params else [])
+    args += options([("stride", squash(a["stride"]), 1), ("padding", squash(a["pad"]), 0),
+                     ("output_padding", squash(a["output_pad"]), 0), ("dilation", squash(a["dilation"]), 1),
+                     ("groups", a["groups"], 1)])
+    return Call("conv_transpose", tuple(args))
+
+
+def crop_text(ctx: Ctx) -> str:
+    x, like = ctx.inputs
+    cuts = [f"{(i - o) // 2}:{(i - o) // 2 + o}" if i != o else ":" for i, o in zip(x.spatial, like.spatial)]
+    return f"{ctx.args[0]}[:, :, {', '.join(cuts)}]"
+
+
 def activation(name: str, extra: Callable[[Ctx], list[str]] = lambda ctx: [], inplace: bool = False) -> NumpyOp:
     return NumpyOp(call=lambda ctx: Call(name, (ctx.args[0], *extra(ctx))), kernels=uses(name), inplace=inplace)
 
@@ -263,6 +286,13 @@ EMITTERS: dict[str, NumpyOp] = {
     "subsample": NumpyOp(call=lambda ctx: Call("subsample", (
         ctx.args[0], ctx.w("weight"), ctx.w("bias"), literal(squash(ctx.attrs["kernel"])),
         *options([("stride", squash(ctx.attrs["stride"]), squash(ctx.attrs["kernel"]))]))), kernels=uses("subsample")),
+    "upsample": NumpyOp(call=upsample_call, kernels=uses("upsample")),
+    "conv_transpose": NumpyOp(call=transposed_call, kernels=uses("conv_transpose")),
+    "pixel_shuffle": NumpyOp(call=lambda ctx: Call("pixel_shuffle", (ctx.args[0], literal(ctx.attrs["factor"]))),
+                             kernels=uses("pixel_shuffle")),
+    "pixel_unshuffle": NumpyOp(call=lambda ctx: Call("pixel_unshuffle", (ctx.args[0], literal(ctx.attrs["factor"]))),
+                               kernels=uses("pixel_unshuffle")),
+    "crop": NumpyOp(call=crop_text),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),
         kernels=uses("lrn")),

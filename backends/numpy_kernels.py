@@ -156,6 +156,33 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pad_va
     return y
 
 
+def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    """Transposed convolution of x (N, C, *spatial) with weight (C, O / groups, *kernel), as
+    torch.nn.functional.conv_transpose1d/2d/3d: each kernel tap scatters the input, multiplied by the
+    tap's (C, O) matrix, onto every stride-th output position; then `padding` is cut from both sides."""
+    d = x.ndim - 2
+    stride, dilation = _per_axis(stride, d), _per_axis(dilation, d)
+    padding, output_padding = _per_axis(padding, d), _per_axis(output_padding, d)
+    n, channels, *size = x.shape
+    _, group_out, *kernel = weight.shape
+    full = [(i - 1) * s + t * (k - 1) + 1 + op
+            for i, s, t, k, op in zip(size, stride, dilation, kernel, output_padding)]
+    y = np.zeros((n, group_out * groups, *full), dtype=np.result_type(x, weight))
+    per_group = channels // groups
+    for g in range(groups):
+        xs = x[:, g * per_group:(g + 1) * per_group]
+        for tap in np.ndindex(*kernel):
+            w = weight[(slice(g * per_group, (g + 1) * per_group), slice(None), *tap)]  # (C / groups, O / groups)
+            where = tuple(slice(t * dd, t * dd + (i - 1) * s + 1, s)
+                          for t, dd, i, s in zip(tap, dilation, size, stride))
+            y[(slice(None), slice(g * group_out, (g + 1) * group_out), *where)] += np.einsum(
+                "nc...,co->no...", xs, w)
+    y = y[(slice(None), slice(None), *(slice(p, f - p) for p, f in zip(padding, full)))]
+    if bias is not None:
+        y = y + bias.reshape(-1, *(1,) * d)
+    return y
+
+
 def connection_weight(weight, table, in_channels):
     """The dense weight (O, C, *kernel) of a conv with a connection table (LeCun 1989, LeNet-5's C3):
     `weight` holds one kernel per connection, row by row of the table; the other kernels are zero.
@@ -386,6 +413,42 @@ def linear(x, weight, bias=None):
     if bias is not None:
         y += bias
     return y
+
+
+def upsample(x, size, mode="nearest", align_corners=False, scales=None):
+    """F.interpolate of x (N, C, *spatial) to `size`: "nearest", or linear interpolation ("linear",
+    "bilinear", "trilinear" are the same rule, one axis at a time). `scales`: the input/output ratio PyTorch
+    uses per axis (1 / scale_factor when one was given), computed in float32 as PyTorch computes it."""
+    for axis, out in enumerate(_per_axis(size, x.ndim - 2)):
+        n = x.shape[2 + axis]
+        ratio = np.float32(scales[axis] if scales else n / out)
+        o = np.arange(out, dtype=np.float32)
+        if mode == "nearest":
+            x = np.take(x, np.minimum(np.floor(o * ratio).astype(np.int64), n - 1), axis=2 + axis)
+            continue
+        if align_corners:
+            src = o * np.float32((n - 1) / (out - 1)) if out > 1 else np.zeros(out, np.float32)
+        else:
+            src = np.maximum((o + np.float32(0.5)) * ratio - np.float32(0.5), np.float32(0))
+        lo = np.minimum(src.astype(np.int64), n - 1)
+        hi = np.minimum(lo + 1, n - 1)
+        w = (src - lo).astype(x.dtype).reshape(-1, *(1,) * (x.ndim - 3 - axis))
+        x = np.take(x, lo, axis=2 + axis) * (1 - w) + np.take(x, hi, axis=2 + axis) * w
+    return x
+
+
+def pixel_shuffle(x, factor):
+    """(N, C*r*r, H, W) -> (N, C, H*r, W*r), as nn.PixelShuffle."""
+    n, c, h, w = x.shape
+    r = factor
+    return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(x, factor):
+    """(N, C, H*r, W*r) -> (N, C*r*r, H, W), as nn.PixelUnshuffle."""
+    n, c, h, w = x.shape
+    r = factor
+    return x.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * r * r, h // r, w // r)
 
 
 def channel_shuffle(x, groups):

@@ -153,6 +153,39 @@ def adaptive(kind: str, size: Callable[[Ctx], Any]) -> TorchOp:
     )
 
 
+# ---------------------------------------------------------------- upsampling and cropping
+
+
+def interpolate_options(ctx: Ctx) -> Options:
+    """F.interpolate's and nn.Upsample's keywords: the factor if one was given, else the size."""
+    a = ctx.attrs
+    where = {"scale_factor": squash(a["scale"])} if a["scale"] is not None else {"size": squash(a["out"])}
+    corners = {"align_corners": a["align_corners"]} if a["mode"] != "nearest" else {}
+    return options({"mode": "nearest"}, **where, mode=a["mode"], **corners)
+
+
+def interpolate_call(ctx: Ctx, args: list[str]) -> str:
+    keywords = [(k, v) for k, v in interpolate_options(ctx) if not (k == "mode" and v == "nearest")]
+    parts = [args[0]] + [f"{k}={render(v)}" for k, v in keywords]
+    return f"F.interpolate({', '.join(parts)})"
+
+
+def transposed_module(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    return ctor(f"nn.ConvTranspose{ctx.dims}d", (ctx.x.channels, a["out"]),
+                options({"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True, "dilation": 1},
+                        kernel_size=squash(a["kernel"]), stride=squash(a["stride"]), padding=squash(a["pad"]),
+                        output_padding=squash(a["output_pad"]), groups=a["groups"], bias=a["bias"],
+                        dilation=squash(a["dilation"])))
+
+
+def crop_text(ctx: Ctx, args: list[str]) -> str:
+    """x[:, :, top:top + h, left:left + w]: the centre of x, the size of the reference."""
+    x, like = ctx.inputs
+    cuts = [f"{(i - o) // 2}:{(i - o) // 2 + o}" if i != o else ":" for i, o in zip(x.spatial, like.spatial)]
+    return f"{args[0]}[:, :, {', '.join(cuts)}]"
+
+
 # ---------------------------------------------------------------- activations
 
 ACTIVATION_MODULES = {
@@ -219,6 +252,13 @@ EMITTERS: dict[str, TorchOp] = {
                                                  options({"stride": squash(ctx.attrs["kernel"])},
                                                          stride=squash(ctx.attrs["stride"]))),
                          helpers=("Subsample",)),
+    "upsample": TorchOp(module=lambda ctx: ctor("nn.Upsample", (), interpolate_options(ctx)), call=interpolate_call),
+    "conv_transpose": TorchOp(module=transposed_module),
+    "pixel_shuffle": TorchOp(module=lambda ctx: ctor("nn.PixelShuffle", (ctx.attrs["factor"],)),
+                             call=lambda ctx, a: f"F.pixel_shuffle({a[0]}, {ctx.attrs['factor']})"),
+    "pixel_unshuffle": TorchOp(module=lambda ctx: ctor("nn.PixelUnshuffle", (ctx.attrs["factor"],)),
+                               call=lambda ctx, a: f"F.pixel_unshuffle({a[0]}, {ctx.attrs['factor']})"),
+    "crop": TorchOp(call=crop_text),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
                                                    beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),

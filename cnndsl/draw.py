@@ -31,6 +31,7 @@ FAMILIES = {
     "normalization": ("normalisation", "#fff2cc", "#b7950b"),
     "activation": ("activation", "#fde3cf", "#e06c00"),
     "pooling": ("pooling", "#d9ead3", "#4f8a3c"),
+    "resampling": ("resampling", "#d5f0e8", "#1e8a6e"),
     "merge": ("merge", "#e4dcf2", "#674ea7"),
     "attention": ("attention", "#f8d0d0", "#c0392b"),
     "linear": ("linear", "#d0e7ea", "#2e7d87"),

@@ -36,6 +36,7 @@ DOC = Path(__file__).resolve().with_name("language.md")
 CATEGORIES = [  # (category, title), in the order the reference presents them
     ("convolution", "Convolution"),
     ("pooling", "Pooling"),
+    ("resampling", "Upsampling and cropping"),
     ("normalization", "Normalisation"),
     ("activation", "Activations"),
     ("regularization", "Regularisation"),

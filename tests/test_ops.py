@@ -267,6 +267,29 @@ CASES: list[Case] = [
     case("global_avgpool", "1d", "16x9", "global_avgpool", lambda: nn.AdaptiveAvgPool1d(1)),
     case("global_avgpool", "3d", "8x3x4x5", "global_avgpool", lambda: nn.AdaptiveAvgPool3d(1)),
     # LeNet's subsampling: the window's sum times a learned coefficient, plus a learned bias, per map
+    # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
+    case("upsample", "nearest", "3x5x7", "upsample(scale=2)", lambda: nn.Upsample(scale_factor=2)),
+    case("upsample", "nearest-size", "3x5x7", "upsample(size=[12, 9])", lambda: nn.Upsample(size=(12, 9))),
+    case("upsample", "bilinear", "3x6x5", 'upsample(scale=[2, 3], mode="bilinear")',
+         lambda: nn.Upsample(scale_factor=(2, 3), mode="bilinear", align_corners=False)),
+    case("upsample", "bilinear-corners", "3x6x5", 'upsample(size=[11, 13], mode="bilinear", align_corners=true)',
+         lambda: nn.Upsample(size=(11, 13), mode="bilinear", align_corners=True)),
+    case("upsample", "trilinear", "2x3x4x5", 'upsample(scale=2, mode="trilinear")',
+         lambda: nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False)),
+    case("conv_transpose", "unet", "8x6x6", "conv_transpose(4, 2, stride=2)",
+         lambda: nn.ConvTranspose2d(8, 4, 2, stride=2)),
+    case("conv_transpose", "pad-output-pad", "6x5x7", "conv_transpose(4, 3, stride=2, pad=1, output_pad=1)",
+         lambda: nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1)),
+    case("conv_transpose", "groups-dilation", "4x5x5",
+         "conv_transpose(6, 3, stride=2, dilation=2, groups=2, bias=false)",
+         lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, dilation=2, groups=2, bias=False)),
+    case("conv_transpose", "1d", "3x10", "conv_transpose(5, 4, stride=3)", lambda: nn.ConvTranspose1d(3, 5, 4, 3)),
+    case("conv_transpose", "3d", "2x3x4x4", "conv_transpose(3, [1, 2, 2], stride=[1, 2, 2])",
+         lambda: nn.ConvTranspose3d(2, 3, (1, 2, 2), stride=(1, 2, 2))),
+    case("pixel_shuffle", "2d", "12x4x5", "pixel_shuffle(2)", lambda: nn.PixelShuffle(2)),
+    case("pixel_unshuffle", "2d", "3x6x9", "pixel_unshuffle(3)", lambda: nn.PixelUnshuffle(3)),
+    Case("crop", "unet", {"x": "4x12x13", "z": "2x8x8"}, "t: crop(x, z)",
+         lambda: Ref(lambda x, z: x[:, :, 2:10, 2:10])),
     case("subsample", "2d", "6x28x28", "subsample(2)",
          lambda: Ref(lambda x: F.avg_pool2d(x, 2) * 4, {"weight": (6,), "bias": (6,)})),
     case("subsample", "2d-stride", "4x11x11", "subsample(3, stride=2)",
@@ -740,7 +763,9 @@ MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool
                 "select": "select(0)",
                 "channel_shuffle": "channel_shuffle(2)", "se": "se(2)", "mlp": "mlp(4)", "rbf": "rbf(3)",
                 "patch_embed": "patch_embed(4, 2)", "attention": "attention(2)",
-                "stochastic_depth": "stochastic_depth(0.1)"}
+                "stochastic_depth": "stochastic_depth(0.1)", "upsample": "upsample(scale=2)",
+                "conv_transpose": "conv_transpose(2, 2, stride=2)", "pixel_shuffle": "pixel_shuffle(2)",
+                "pixel_unshuffle": "pixel_unshuffle(2)"}
 RANKS = ["8", "4x6", "4x6x6", "4x4x6x6", "tokens 4x8"]
 
 
@@ -750,7 +775,7 @@ def test_every_op_on_every_rank_is_accepted_and_analysed_or_refused(tmp_path, op
     # with a CnnError while elaborating: the analysis passes never meet a mistake the shape rule let through
     accepted = []
     for i, shape in enumerate(RANKS):
-        if REGISTRY[op].inputs == 0:
+        if REGISTRY[op].inputs != 1:
             expr = f"t: {op}([x, x])" if op == "concat" else f"t: {op}(x, x)"
         else:
             expr = f"x -> t: {MINIMAL_CALL.get(op, op)}"
@@ -930,7 +955,7 @@ def test_mistakes_are_cnn_errors_located_in_the_file(tmp_path, shape, layer, tor
 
 def test_every_op_refuses_an_unknown_argument(tmp_path):
     for op in sorted(REGISTRY):
-        merge = REGISTRY[op].inputs == 0
+        merge = REGISTRY[op].inputs != 1
         expr = f"t: {op}(x, x, bogus_argument=1)" if merge else f"x -> t: {op}(bogus_argument=1)"
         with pytest.raises(cnndsl.CnnError, match="no argument"):
             build(tmp_path, {"x": "4x8x8"}, expr)

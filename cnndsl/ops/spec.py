@@ -68,6 +68,28 @@ class Window:
     exact: bool = True  # False for adaptive pooling with uneven windows: the largest window is used
 
 
+@dataclass(frozen=True)
+class Resample:
+    """Receptive-field rule of upsampling, per spatial axis: output o reads input floor(src), and ceil(src)
+    too when `linear`, where src = (num * o + offset) / den (PyTorch's source-index rule)."""
+
+    num: tuple[int, ...]
+    offset: tuple[int, ...]
+    den: tuple[int, ...]
+    linear: bool = False
+
+
+@dataclass(frozen=True)
+class Transposed:
+    """Receptive-field rule of a transposed convolution, per spatial axis: input i feeds outputs
+    i * stride - padding + t * dilation, t < kernel."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[int, ...]
+
+
 # ---------------------------------------------------------------- traits
 # Facts about an op that passes and backends act on, named here so that nothing switches on op names.
 # An op's `traits` holds the ones that are true of it; `trait_rules` narrows a trait to the calls for
@@ -145,6 +167,7 @@ class OpSpec:
     aliases: tuple[str, ...] = ()
     category: str = "other"  # the op's family: the reference groups ops by it, drawings colour them by it
     shown: tuple[str, ...] = ()  # the arguments a drawing shows on the op's box (kernel, stride, heads, ...)
+    rf_inputs: int | None = None  # inputs whose values reach the output (crop reads only its reference's shape)
 
     def has(self, trait: str, call: OpCall) -> bool:
         """Is `trait` true of this application of the op (its arguments and input types)?"""

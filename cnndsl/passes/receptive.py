@@ -6,6 +6,13 @@ Networks", Distill 2019. For a window op with kernel k, stride s, dilation d and
     padding' = padding + p * jump
     jump'    = jump * s
 
+Upsampling and transposed convolutions give several outputs per input pixel: the effective stride
+becomes a fraction (1/2), and the field of an output position depends on its phase (nearest upsampling
+by 2 maps outputs 2i and 2i + 1 to input i). Each axis is therefore kept exactly, as the first and last
+input pixel that every output position sees (a rule periodic in the position, `Axis`); for strided ops
+alone the period is 1 and the rule is Araujo's. `size` reports the widest field over the phases, which
+the gradient of the widest output confirms (tests/test_receptive_upsampling.py).
+
 Where paths merge (add, concat, mul) with unequal fields, the largest is kept per axis and the node is
 marked `merged`. After a global op (global pooling, a fully connected layer on a flattened map,
 attention) the field is "global". A gate (squeeze-excitation's channel scale, rule GATED) makes every
@@ -18,25 +25,89 @@ sequences after a patch embedding).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from math import gcd
 
 from ..ir import Network
-from ..ops import GATED, GLOBAL, POINTWISE, Window, lookup
+from ..ops import GATED, GLOBAL, POINTWISE, Resample, Window, lookup
 from . import op_call
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The field of every output position along one axis, exactly: position o sees input pixels lo(o)..hi(o)
+    (outside 0..n-1 where the field reaches into padding), and lo(o + period) = lo(o) + shift, likewise hi.
+    A strided op keeps the period at 1 (Araujo's affine fields); upsampling and transposed convolutions
+    make it grow (nearest upsampling by 2: outputs 2i and 2i + 1 both see input i), and the effective
+    stride becomes the fraction shift / period. None marks a position that sees no input pixel (a
+    transposed convolution whose stride exceeds its kernel)."""
+
+    period: int
+    shift: int
+    lo: tuple
+    hi: tuple
+
+    def at(self, o: int) -> tuple:
+        q, r = divmod(o, self.period)
+        lo, hi = self.lo[r], self.hi[r]
+        return (None, None) if lo is None else (lo + q * self.shift, hi + q * self.shift)
+
+    @property
+    def size(self) -> int:
+        return max((hi - lo + 1 for lo, hi in zip(self.lo, self.hi) if lo is not None), default=0)
+
+    @property
+    def stride(self):
+        jump = Fraction(self.shift, self.period)
+        return int(jump) if jump.denominator == 1 else jump
+
+
+def _axis(period: int, shift: int, fields: list[tuple]) -> Axis:
+    return Axis(period, shift, tuple(f[0] for f in fields), tuple(f[1] for f in fields))
+
+
+def _union(fields) -> tuple:
+    known = [f for f in fields if f[0] is not None]
+    if not known:
+        return (None, None)
+    return (min(f[0] for f in known), max(f[1] for f in known))
+
+
+IDENTITY = Axis(1, 1, (0,), (0,))
 
 
 @dataclass(frozen=True)
 class ReceptiveField:
     size: tuple[int, ...]
-    stride: tuple[int, ...]
+    stride: tuple  # per axis: an int, or a Fraction after upsampling (1/2: two outputs per input pixel)
     padding: tuple[int, ...]
     merged: bool = False  # paths with unequal fields meet at this node; the largest is reported
     exact: bool = True  # False after adaptive pooling with uneven windows
     global_gate: bool = False  # a gate upstream scales this position by a value computed from every position
+    axes: tuple[Axis, ...] | None = field(default=None, compare=False, repr=False)  # the exact per-position rule
 
     def as_dict(self) -> dict:
-        return {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding),
+        return {"size": list(self.size), "stride": [_number(s) for s in self.stride], "padding": list(self.padding),
                 "global_gate": self.global_gate}
+
+
+def _number(value):
+    """JSON has no fractions: an int, or "1/2"."""
+    return value if isinstance(value, int) else str(value)
+
+
+def from_axes(axes: tuple[Axis, ...], **flags) -> ReceptiveField:
+    """size: the widest field of any output position; stride: shift / period; padding: how far position 0's
+    field starts before the input's first pixel."""
+    padding = tuple(-(a.at(0)[0] or 0) for a in axes)
+    return ReceptiveField(tuple(a.size for a in axes), tuple(a.stride for a in axes), padding, axes=axes, **flags)
+
+
+def _axes(f: ReceptiveField) -> tuple[Axis, ...]:
+    if f.axes is not None:
+        return f.axes
+    return tuple(Axis(1, j, (-p,), (s - 1 - p,)) for s, j, p in zip(f.size, f.stride, f.padding))
 
 
 def merge(fields: list) -> object:
@@ -54,17 +125,51 @@ def merge(fields: list) -> object:
             if size > widest[axis]:
                 widest[axis], pick[axis] = size, f
     unequal = any((f.size, f.stride, f.padding) != (known[0].size, known[0].stride, known[0].padding) for f in known)
-    return ReceptiveField(
-        tuple(widest), tuple(p.stride[a] for a, p in enumerate(pick)), tuple(p.padding[a] for a, p in enumerate(pick)),
-        merged=unequal, exact=all(f.exact for f in known), global_gate=any(f.global_gate for f in known))
+    axes = tuple(_axes(p)[a] for a, p in enumerate(pick))
+    return from_axes(axes, merged=unequal, exact=all(f.exact for f in known),
+                     global_gate=any(f.global_gate for f in known))
 
 
-def step(field: ReceptiveField, w: Window) -> ReceptiveField:
-    return ReceptiveField(
-        size=tuple(s + d * (k - 1) * j for s, k, d, j in zip(field.size, w.kernel, w.dilation, field.stride)),
-        stride=tuple(j * s for j, s in zip(field.stride, w.stride)),
-        padding=tuple(p + q * j for p, q, j in zip(field.padding, w.padding, field.stride)),
-        exact=field.exact and w.exact, global_gate=field.global_gate)
+def _window(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
+    """Output o reads inputs o*s - p + t*d, t < k."""
+    period = a.period // gcd(a.period, s)
+    shift = a.shift * (period * s // a.period)
+    return _axis(period, shift, [_union([a.at(o * s - p + t * d) for t in range(k)]) for o in range(period)])
+
+
+def _resample(a: Axis, num: int, offset: int, den: int, linear: bool) -> Axis:
+    """Output o reads input floor(src) (and ceil(src) when linear), src = (num*o + offset) / den."""
+    q = den // gcd(num, den)  # src(o + q) = src(o) + m
+    m = num * q // den
+    k = a.period // gcd(a.period, m)
+    period, shift = q * k, a.shift * (k * m // a.period)
+
+    def reads(o):
+        lo, rem = divmod(num * o + offset, den)
+        return [a.at(lo)] + ([a.at(lo + 1)] if linear and rem else [])
+    return _axis(period, shift, [_union(reads(o)) for o in range(period)])
+
+
+def _transposed(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
+    """Output o receives input i where o = i*s - p + t*d, t < k."""
+    period = a.period * s
+
+    def reads(o):
+        return [a.at((o + p - t * d) // s) for t in range(k) if (o + p - t * d) % s == 0]
+    return _axis(period, a.shift, [_union(reads(o)) for o in range(period)])
+
+
+def step(f: ReceptiveField, rule) -> ReceptiveField:
+    axes = _axes(f)
+    if isinstance(rule, Window):
+        new = [_window(a, k, s, d, p) for a, k, s, d, p in zip(axes, rule.kernel, rule.stride, rule.dilation,
+                                                                rule.padding)]
+    elif isinstance(rule, Resample):
+        new = [_resample(a, n, o, q, rule.linear) for a, n, o, q in zip(axes, rule.num, rule.offset, rule.den)]
+    else:
+        new = [_transposed(a, k, s, d, p) for a, k, s, d, p in zip(axes, rule.kernel, rule.stride, rule.dilation,
+                                                                    rule.padding)]
+    return from_axes(tuple(new), exact=f.exact and getattr(rule, "exact", True), global_gate=f.global_gate)
 
 
 def run(net: Network) -> None:
@@ -73,15 +178,15 @@ def run(net: Network) -> None:
         name, t = data["name"], data["type"]
         if data["kind"] == "input":
             n = t.spatial_rank
-            state[name] = ReceptiveField((1,) * n, (1,) * n, (0,) * n) if n else None
+            state[name] = from_axes((IDENTITY,) * n) if n else None
         else:
-            incoming = merge([state[i] for i in data["inputs"]])
-            rule = lookup(data["op"]).rf(op_call(net, name))
+            spec = lookup(data["op"])
+            incoming = merge([state[i] for i in data["inputs"][:spec.rf_inputs]])
+            rule = spec.rf(op_call(net, name))
             if incoming == GLOBAL or incoming is None:
                 state[name] = incoming if rule != GLOBAL or incoming == GLOBAL else None
                 if rule != GLOBAL and isinstance(rule, Window) and incoming is None:
-                    n = len(rule.kernel)
-                    state[name] = step(ReceptiveField((1,) * n, (1,) * n, (0,) * n), rule)
+                    state[name] = step(from_axes((IDENTITY,) * len(rule.kernel)), rule)
             elif rule == POINTWISE:
                 state[name] = incoming
             elif rule == GATED:
