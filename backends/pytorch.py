@@ -32,7 +32,7 @@ from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE
 from cnndsl.passes import analyze, op_call
 from cnndsl.values import describe
 
-from .pysource import docstring_text
+from .pysource import docstring_text, string
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
 
 HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
@@ -511,7 +511,11 @@ class TorchGenerator:
 
     @staticmethod
     def _attr(local: str) -> str:
-        return f".{local}" if IDENTIFIER.fullmatch(local) and not keyword.iskeyword(local) else f"[{local}]"
+        if IDENTIFIER.fullmatch(local) and not keyword.iskeyword(local):
+            return f".{local}"
+        if local.isdigit():  # a member of an nn.Sequential
+            return f"[{local}]"
+        return f".get_submodule({string(local)})"  # a name with a hyphen (torchvision's RegNet: block1-0)
 
     def _forward_text(self, scope: Scope) -> str:
         return "\n".join(self._forward(scope)[1])
@@ -757,10 +761,10 @@ class TorchGenerator:
             if isinstance(expr, Loop):
                 lines.append(self._loop_text(expr, path, slots))
                 continue
-            target = "self" + "".join(self._attr(p) for p in path.split("."))
-            if "[" in target:  # a member named by a number outside a Sequential
-                parent, _, local = target.rpartition("[")
-                head = f'{parent}.add_module("{local[:-1]}", '
+            *parents, local = path.split(".")
+            target = "self" + "".join(self._attr(p) for p in [*parents, local])
+            if not self._attr(local).startswith(f".{local}"):  # a number outside a Sequential, or a hyphen
+                head = f'{"self" + "".join(self._attr(p) for p in parents)}.add_module({string(local)}, '
                 lines.append(f"{head}{self._render_expr(expr, 8, slots, (path,), len(head) + 1)})")
             else:
                 lines.append(f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}")

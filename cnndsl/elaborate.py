@@ -28,7 +28,9 @@ from .types import TensorType
 from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue,
                      PendingNode, TemplateClosure, Tensor, describe)
 
-_LABEL = re.compile(r"[A-Za-z0-9_]+")
+# Letters, digits and _, with single hyphens inside (torchvision's RegNet names its blocks `block1-0`); a
+# hyphen can only come from an interpolated string: `block{s}{"-"}{j}`.
+_LABEL = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*")
 
 
 class LabelText(str):
@@ -295,7 +297,8 @@ class Evaluator:
             raise CnnError(f"'{text}' cannot name a node: Python renames attributes that start with '__' inside a "
                            f"class, so the generated model's state_dict would not say '{text}'", label.span)
         if not _LABEL.fullmatch(text) or keyword.iskeyword(text):
-            raise CnnError(f"'{text}' is not a valid name (letters, digits and _; not a Python keyword)", label.span)
+            raise CnnError(f"'{text}' is not a valid name (letters, digits and _, hyphens between them; not a "
+                           f"Python keyword)", label.span)
         return LabelText(text, label.span)
 
     def eval_Chain(self, n: A.Chain, env: Env):
