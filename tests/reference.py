@@ -19,6 +19,7 @@ import ast
 import contextlib
 import functools
 import json
+import unittest.mock
 import warnings
 from collections import OrderedDict
 from math import ceil
@@ -146,6 +147,28 @@ class WaveformCNN(nn.Module):
 
 # ---------------------------------------------------------------- the zoo's references and published figures
 
+def regnet(name: str):
+    """torchvision's RegNet model function `name` with weights=None, on any device: BlockParams computes the
+    widths and depths with torch tensors and reads them back (.tolist()), which the meta device cannot; that
+    arithmetic runs on the CPU, the model is built on the current device."""
+    from torchvision.models import regnet as tv_regnet
+
+    from_init_params = tv_regnet.BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return from_init_params(cls, *args, **kwargs)
+
+    def build(**kwargs):
+        with unittest.mock.patch.object(tv_regnet.BlockParams, "from_init_params", classmethod(on_cpu)):
+            return getattr(tvm, name)(weights=None, **kwargs)
+
+    return build
+
+
+REGNETS = [f"regnet_{kind}_{size}" for kind in "xy" for size in ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf",
+                                                                   "32gf"]] + ["regnet_y_128gf"]
+
 # The reference model of each preset of the zoo (`cnndsl zoo`) that is not torchvision's model function of the
 # same name called with weights=None.
 REFERENCES = {
@@ -158,6 +181,8 @@ REFERENCES = {
     "m3": functools.partial(WaveformCNN, (256, 256)),
     # torchvision warns unless init_weights is given; aux_logits=True (its default) is the preset's
     "googlenet": functools.partial(tvm.googlenet, weights=None, init_weights=False),
+    "inception_v3": functools.partial(tvm.inception_v3, weights=None, init_weights=False),
+    **{name: regnet(name) for name in REGNETS},
 }
 # Presets without a reference model: their tests check the papers' own figures (tests/test_zoo_classic.py).
 NO_REFERENCE = {
