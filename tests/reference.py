@@ -223,12 +223,29 @@ PUBLISHED = {
     # "trainable params = 559,114" for M5 and 221,194 for M3 (10 classes; the paper rounds: 0.5M and 0.2M)
     "m5": 559_114, "m3": 221_194,
     "r3d_18": 33_371_472, "mc3_18": 11_695_440, "r2plus1d_18": 31_505_325,
+    # issue 11: torchvision's documentation, each also its weights' meta["num_params"] (WEIGHTS); Inception v3's
+    # with its auxiliary classifier, whose weights torchvision's checkpoint holds
+    "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
+    "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
+    "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496,
+    "mnasnet0_5": 2_218_512, "mnasnet0_75": 3_170_208, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256,
+    "efficientnet_v2_s": 21_458_488, "efficientnet_v2_m": 54_139_356, "efficientnet_v2_l": 118_515_272,
+    "inception_v3": 27_161_264,
+    "regnet_x_400mf": 5_495_976, "regnet_x_800mf": 7_259_656, "regnet_x_1_6gf": 9_190_136,
+    "regnet_x_3_2gf": 15_296_552, "regnet_x_8gf": 39_572_648, "regnet_x_16gf": 54_278_536,
+    "regnet_x_32gf": 107_811_560,
+    "regnet_y_400mf": 4_344_144, "regnet_y_800mf": 6_432_512, "regnet_y_1_6gf": 11_202_430,
+    "regnet_y_3_2gf": 19_436_338, "regnet_y_8gf": 39_381_472, "regnet_y_16gf": 83_590_140,
+    "regnet_y_32gf": 145_046_770,
+    "regnet_y_128gf": 644_812_894,
 }
 
 # torchvision's weights of each preset's network at the preset's input, whose meta gives the published
 # "num_params" and "_ops" (multiply-adds, in G, 3 decimals): ImageNet weights at 224x224, except EfficientNet
 # (each at its crop size), ViT-H/14 (no 224 weights but its SWAG linear-probe ones) and the video models
 # (Kinetics-400, 16x112x112 clips). GoogLeNet's weights have no auxiliary classifiers, unlike the preset.
+# EfficientNetV2 at its crop size (384, 480, 480), Inception v3 at 299 (its "_ops" without the auxiliary
+# classifier, which runs only in training), RegNetY-128GF at 224 with its SWAG linear-probe weights.
 WEIGHTS = {
     **{name: tvm.get_model_weights(name).IMAGENET1K_V1 for name in [
         "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
@@ -240,6 +257,12 @@ WEIGHTS = {
         "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32"]},
     "vit_h_14": tvm.ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1,
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18"]},
+    **{name: tvm.get_model_weights(name).IMAGENET1K_V1 for name in [
+        "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+        "squeezenet1_0", "squeezenet1_1", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
+        "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "inception_v3",
+        *[name for name in REGNETS if name != "regnet_y_128gf"]]},
+    "regnet_y_128gf": tvm.RegNet_Y_128GF_Weights.IMAGENET1K_SWAG_LINEAR_V1,
 }
 
 
