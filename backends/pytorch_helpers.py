@@ -108,6 +108,12 @@ class Select(nn.Module):
         return x.select(self.axis + 1, self.index)
 
 
+def center_crop(x, like):
+    """The centre of x with the spatial size of `like` (U-Net's copy and crop)."""
+    cuts = [slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(x.shape[2:], like.shape[2:])]
+    return x[(slice(None), slice(None), *cuts)]
+
+
 def channel_shuffle(x, groups):
     """ShuffleNet's channel shuffle: (groups, channels / groups) -> transpose -> flatten."""
     batch, channels, *spatial = x.shape

@@ -179,13 +179,6 @@ def transposed_module(ctx: Ctx) -> Call:
                         dilation=squash(a["dilation"])))
 
 
-def crop_text(ctx: Ctx, args: list[str]) -> str:
-    """x[:, :, top:top + h, left:left + w]: the centre of x, the size of the reference."""
-    x, like = ctx.inputs
-    cuts = [f"{(i - o) // 2}:{(i - o) // 2 + o}" if i != o else ":" for i, o in zip(x.spatial, like.spatial)]
-    return f"{args[0]}[:, :, {', '.join(cuts)}]"
-
-
 # ---------------------------------------------------------------- activations
 
 ACTIVATION_MODULES = {
@@ -258,7 +251,8 @@ EMITTERS: dict[str, TorchOp] = {
                              call=lambda ctx, a: f"F.pixel_shuffle({a[0]}, {ctx.attrs['factor']})"),
     "pixel_unshuffle": TorchOp(module=lambda ctx: ctor("nn.PixelUnshuffle", (ctx.attrs["factor"],)),
                                call=lambda ctx, a: f"F.pixel_unshuffle({a[0]}, {ctx.attrs['factor']})"),
-    "crop": TorchOp(call=crop_text),
+    # the offsets are computed from the shapes at run time, so one block class serves every level of a U-Net
+    "crop": TorchOp(call=lambda ctx, a: f"center_crop({a[0]}, {a[1]})", helpers=("center_crop",)),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
                                                    beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),

@@ -34,6 +34,7 @@ from torchvision.models import video as tvv
 
 import cnndsl
 from cnndsl.ir import lint_ir
+from unet_reference import ReferenceUNet
 
 IMAGE = (3, 224, 224)  # an ImageNet image, the default input of torchvision's image models
 
@@ -183,6 +184,8 @@ REFERENCES = {
     "googlenet": functools.partial(tvm.googlenet, weights=None, init_weights=False),
     "inception_v3": functools.partial(tvm.inception_v3, weights=None, init_weights=False),
     **{name: regnet(name) for name in REGNETS},
+    "unet_paper": ReferenceUNet,
+    "unet_padded": functools.partial(ReferenceUNet, padding=1),
 }
 # Presets without a reference model: their tests check the papers' own figures (tests/test_zoo_classic.py).
 NO_REFERENCE = {

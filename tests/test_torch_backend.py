@@ -780,6 +780,21 @@ OP_CASES: dict[str, list] = {
         ("2d", {"x": "4x8x8"}, "x -> d: dwconv(3, pad=1, multiplier=2)", []),
         ("1d", {"x": "4x10"}, "x -> dwconv(3, stride=2, bias=false)", []),
     ],
+    "upsample": [
+        ("inline_nearest", {"x": "3x5x6"}, "x -> upsample(scale=2)", []),
+        ("module_bilinear_size", {"x": "3x5x6"}, 'x -> u: upsample(size=[9, 11], mode="bilinear")', []),
+        ("in_sequence_corners", {"x": "3x5x6"},
+         'x -> s: [conv(4, 1), upsample(scale=[2, 3], mode="bilinear", align_corners=true)]', []),
+        ("trilinear", {"x": "2x3x4x4"}, 'x -> upsample(scale=2, mode="trilinear")', []),
+    ],
+    "conv_transpose": [
+        ("unet", {"x": "4x6x6"}, "x -> up: conv_transpose(2, 2, stride=2)", []),
+        ("1d_output_pad", {"x": "3x7"}, "x -> conv_transpose(2, 3, stride=2, pad=1, output_pad=1, bias=false)", []),
+    ],
+    "pixel_shuffle": [("module", {"x": "8x3x3"}, "x -> s: [conv(8, 1), pixel_shuffle(2)]", []),
+                      ("inline", {"x": "8x3x3"}, "x -> pixel_shuffle(2)", [])],
+    "pixel_unshuffle": [("inline", {"x": "2x4x6"}, "x -> pixel_unshuffle(2)", [])],
+    "crop": [("unet", {"x": "3x10x9"}, "crop(x, x -> maxpool(2))", [])],
     "maxpool": [
         ("inline", {"x": "3x9x9"}, "x -> maxpool(3, stride=2, pad=1)", []),
         ("module_ceil", {"x": "3x7x7"}, "x -> p: maxpool(2, ceil_mode=true)", []),
