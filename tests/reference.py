@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import segmentation as tvs
 from torchvision.models import video as tvv
 
 import cnndsl
@@ -184,6 +185,9 @@ REFERENCES = {
     "googlenet": functools.partial(tvm.googlenet, weights=None, init_weights=False),
     "inception_v3": functools.partial(tvm.inception_v3, weights=None, init_weights=False),
     **{name: regnet(name) for name in REGNETS},
+    # torchvision's COCO-trained weights have the auxiliary head; weights_backbone=None: nothing to download
+    **{name: functools.partial(getattr(tvs, name), weights=None, weights_backbone=None, aux_loss=True)
+       for name in ("fcn_resnet50", "fcn_resnet101")},
     "unet_paper": ReferenceUNet,
     "unet_padded": functools.partial(ReferenceUNet, padding=1),
 }
@@ -226,6 +230,8 @@ PUBLISHED = {
     # "trainable params = 559,114" for M5 and 221,194 for M3 (10 classes; the paper rounds: 0.5M and 0.2M)
     "m5": 559_114, "m3": 221_194,
     "r3d_18": 33_371_472, "mc3_18": 11_695_440, "r2plus1d_18": 31_505_325,
+    # with the auxiliary FCNHead, as the COCO-trained weights (their meta)
+    "fcn_resnet50": 35_322_218, "fcn_resnet101": 54_314_346,
     # issue 11: torchvision's documentation, each also its weights' meta["num_params"] (WEIGHTS); Inception v3's
     # with its auxiliary classifier, whose weights torchvision's checkpoint holds
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
@@ -260,6 +266,8 @@ WEIGHTS = {
         "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32"]},
     "vit_h_14": tvm.ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1,
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18"]},
+    # COCO-trained, with Pascal VOC's 21 classes, at 520x520
+    **{name: tvm.get_model_weights(name).COCO_WITH_VOC_LABELS_V1 for name in ["fcn_resnet50", "fcn_resnet101"]},
     **{name: tvm.get_model_weights(name).IMAGENET1K_V1 for name in [
         "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
         "squeezenet1_0", "squeezenet1_1", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",

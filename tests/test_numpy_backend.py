@@ -438,6 +438,7 @@ REDUCED = {
     "efficientnet_v2.cnn": ["3x64x64"], "inception_v3.cnn": ["3x299x299"],  # its auxiliary classifier's least
     "r3d.cnn": ["3x4x32x32", "3x8x32x32"], "resnet.cnn": ["3x64x64"], "shufflenet_v2.cnn": ["3x64x64"],
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
+    "fcn.cnn": ["3x64x64"],
 }
 FAST = {"lecun1989", "lenet5", "m3", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
         "mobilenet_v1_025", "efficientnet_b0"}
