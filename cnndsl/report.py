@@ -72,17 +72,27 @@ def _rf_text(rf, merged: bool = False) -> str:
 def last_spatial_fields(net: Network) -> dict[str, object]:
     """Per output: the output itself if it is spatial, else the last spatial node before it that still
     has a local field (the figure papers quote): a map (CxL, CxHxW, CxDxHxW), not a vector or a token
-    sequence. Without one (ViT: patches become tokens at once), the output's own field ("global")."""
+    sequence. Where every map before the output has a global field or there is none but the input (ViT),
+    the op that turned the last map into tokens or a vector (ViT's patch embedding: the patch); else the
+    output's own field ("global")."""
     import networkx as nx
 
     position = {n: i for i, n in enumerate(net.order)}
     found: dict[str, object] = {}
+
+    def local(n: str) -> bool:
+        return isinstance(net.node(n)["rf_state"], ReceptiveField) and net.node(n)["kind"] == "op"
+
+    def spatial(n: str) -> bool:
+        return net.node(n)["type"].spatial_rank > 0
+
     for out in net.outputs.values():
         candidates = sorted(nx.ancestors(net.graph, out) | {out}, key=position.get, reverse=True)
-        # the last node that still has a local field (tracked through flatten and token sequences)
-        pick = next((n for n in candidates if isinstance(net.node(n)["rf_state"], ReceptiveField)
-                     and net.node(n)["kind"] == "op" and net.node(n)["type"].spatial_rank > 0
-                     and isinstance(net.node(n)["rf"], ReceptiveField)), None)
+        pick = next((n for n in candidates if local(n) and spatial(n) and isinstance(net.node(n)["rf"],
+                                                                                     ReceptiveField)), None)
+        if pick is None:  # the map became tokens or a vector: the op that did it, where its field is still local
+            pick = next((n for n in candidates if local(n) and not spatial(n)
+                         and any(spatial(i) for i in net.node(n)["inputs"])), None)
         if pick is None:
             found[out] = net.node(out)["rf"]
         else:

@@ -131,8 +131,9 @@ def test_the_receptive_field_summary_names_a_spatial_node(capsys):
         code, out, _ = run(capsys, "analyze", name)
         line = next(line for line in out.splitlines() if line.startswith("receptive field"))
         assert line.startswith(f"receptive field   {node}: "), line
+    # ViT: no map after the image; the patch embedding made the tokens, each seeing its patch
     code, out, _ = run(capsys, "analyze", "vit_b_16")
-    assert "receptive field   heads.head: global" in out
+    assert "receptive field   conv_proj: 16x16, stride 16x16, padding 0x0" in out
 
 
 def test_o_keeps_permissions_refuses_symlinks_and_empty_names(capsys, tmp_path):
