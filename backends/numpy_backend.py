@@ -233,6 +233,12 @@ def transposed_call(ctx: Ctx) -> Call:
     return Call("conv_transpose", tuple(args))
 
 
+def channel_order(ctx: Ctx, last: bool) -> tuple[int, ...]:
+    """The axes that move the channels last (0, 2, 3, 1) or first again (0, 3, 1, 2)."""
+    n = len(ctx.x.shape) - 1
+    return (0, *range(2, n + 2), 1) if last else (0, n + 1, *range(1, n + 1))
+
+
 def crop_text(ctx: Ctx) -> str:
     x, like = ctx.inputs
     cuts = [f"{(i - o) // 2}:{(i - o) // 2 + o}" if i != o else ":" for i, o in zip(x.spatial, like.spatial)]
@@ -293,6 +299,12 @@ EMITTERS: dict[str, NumpyOp] = {
     "pixel_unshuffle": NumpyOp(call=lambda ctx: Call("pixel_unshuffle", (ctx.args[0], literal(ctx.attrs["factor"]))),
                                kernels=uses("pixel_unshuffle")),
     "crop": NumpyOp(call=crop_text),
+    "channels_last": NumpyOp(call=lambda ctx: f"{ctx.args[0]}.transpose{channel_order(ctx, True)}"),
+    "channels_first": NumpyOp(call=lambda ctx: f"{ctx.args[0]}.transpose{channel_order(ctx, False)}"),
+    "layernorm2d": NumpyOp(call=lambda ctx: Call("layernorm2d", (
+        ctx.args[0], ctx.w("weight"), ctx.w("bias"), *options([("eps", ctx.attrs["eps"], 1e-6)]))),
+        kernels=uses("layernorm2d")),
+    "layer_scale": NumpyOp(call=lambda ctx: f"{ctx.w('')} * {ctx.args[0]}"),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),
         kernels=uses("lrn")),

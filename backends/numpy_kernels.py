@@ -296,6 +296,15 @@ def layernorm(x, weight, bias, eps=1e-5):
     return centred
 
 
+def layernorm2d(x, weight, bias, eps=1e-6):
+    """Layer normalisation over the channels (axis 1) at each position (torchvision's LayerNorm2d)."""
+    shape = (1, -1, *(1,) * (x.ndim - 2))
+    centred = x - x.mean(axis=1, keepdims=True)
+    variance = np.mean(centred * centred, axis=1, keepdims=True)
+    centred /= np.sqrt(variance + eps)
+    return centred * weight.reshape(shape) + bias.reshape(shape)
+
+
 def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local response normalisation across channels, as torch.nn.LocalResponseNorm:
     x / (k + alpha / size * sum of x^2 over `size` neighbouring channels, zero-padded) ** beta."""

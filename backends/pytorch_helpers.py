@@ -108,6 +108,26 @@ class Select(nn.Module):
         return x.select(self.axis + 1, self.index)
 
 
+class Permute(nn.Module):
+    """x.permute(*dims), as a module (torchvision's ConvNeXt blocks number theirs in an nn.Sequential)."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """nn.LayerNorm over the channels at each position of an NCHW map (torchvision's LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 def center_crop(x, like):
     """The centre of x with the spatial size of `like` (U-Net's copy and crop)."""
     cuts = [slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(x.shape[2:], like.shape[2:])]

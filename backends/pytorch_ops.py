@@ -179,6 +179,17 @@ def transposed_module(ctx: Ctx) -> Call:
                         dilation=squash(a["dilation"])))
 
 
+def channel_dims(ctx: Ctx, last: bool) -> tuple[int, ...]:
+    """The permutation that moves the channels last (0, 2, 3, 1) or first again (0, 3, 1, 2)."""
+    n = len(ctx.x.shape) - 1
+    return (0, *range(2, n + 2), 1) if last else (0, n + 1, *range(1, n + 1))
+
+
+def permute_op(last: bool) -> TorchOp:
+    return TorchOp(module=lambda ctx: ctor("Permute", (list(channel_dims(ctx, last)),)),
+                   call=lambda ctx, a: f"{a[0]}.permute{channel_dims(ctx, last)}", helpers=("Permute",))
+
+
 # ---------------------------------------------------------------- activations
 
 ACTIVATION_MODULES = {
@@ -253,6 +264,15 @@ EMITTERS: dict[str, TorchOp] = {
                                call=lambda ctx, a: f"F.pixel_unshuffle({a[0]}, {ctx.attrs['factor']})"),
     # the offsets are computed from the shapes at run time, so one block class serves every level of a U-Net
     "crop": TorchOp(call=lambda ctx, a: f"center_crop({a[0]}, {a[1]})", helpers=("center_crop",)),
+    "channels_last": permute_op(last=True),
+    "channels_first": permute_op(last=False),
+    "layernorm2d": TorchOp(module=lambda ctx: ctor("LayerNorm2d", (ctx.x.channels,),
+                                                   options({"eps": 1e-5}, eps=ctx.attrs["eps"])),
+                           helpers=("LayerNorm2d",)),
+    "layer_scale": TorchOp(owner_param=lambda ctx: (f"nn.Parameter(torch.full(({ctx.x.channels}, "
+                                                    f"{', '.join(['1'] * ctx.x.spatial_rank)}), "
+                                                    f"{render(ctx.attrs['init'])}))"),
+                           call=lambda ctx, a: f"{a[-1]} * {a[0]}"),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
                                                    beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),

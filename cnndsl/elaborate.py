@@ -23,6 +23,7 @@ from .ir import Network, Scope
 from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
+from .ops.spec import ANY_LAYOUT
 from .syntax import parse_expression
 from .types import TensorType
 from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue,
@@ -635,6 +636,9 @@ class Evaluator:
             except ValueError as exc:
                 raise CnnError(f"{spec.name}: '{arg.name}' {exc}, got {describe(value)}", s) from None
         call = OpCall(attrs, [t.type for t in inputs])
+        if ANY_LAYOUT not in spec.traits and any(t.type.channels_last for t in inputs):
+            raise CnnError(f"{spec.name} needs a channels-first input, got {call.x}: put channels_first before it",
+                           span)
         try:
             if spec.resolve is not None:
                 call.attrs = spec.resolve(call)

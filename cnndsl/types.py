@@ -14,6 +14,9 @@ from math import prod
 class TensorType:
     shape: tuple[int, ...]
     tokens: bool = False
+    # a spatial map stored HxWxC (ConvNeXt's blocks between its permutes): the channels are the last axis,
+    # so per-position layers (nn.LayerNorm, nn.Linear) act on them; `shape` is the stored order
+    channels_last: bool = False
 
     @property
     def rank(self) -> int:
@@ -26,21 +29,24 @@ class TensorType:
 
     @property
     def spatial(self) -> tuple[int, ...]:
-        return self.shape[1:] if self.spatial_rank else ()
+        if not self.spatial_rank:
+            return ()
+        return self.shape[:-1] if self.channels_last else self.shape[1:]
 
     @property
     def channels(self) -> int:
-        return self.shape[0]
+        return self.shape[-1] if self.channels_last else self.shape[0]
 
     @property
     def numel(self) -> int:
         return prod(self.shape)
 
     def with_shape(self, shape) -> TensorType:
-        return TensorType(tuple(shape), self.tokens)
+        return TensorType(tuple(shape), self.tokens, self.channels_last)
 
     def __str__(self) -> str:
-        return "x".join(map(str, self.shape)) + (" tokens" if self.tokens else "")
+        return "x".join(map(str, self.shape)) + (" tokens" if self.tokens else "") + \
+            (" channels-last" if self.channels_last else "")
 
 
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}

@@ -218,6 +218,12 @@ CASES = [
     c("global_avgpool", "2d", "16x7x7", "global_avgpool"),
     c("global_avgpool", "1d", "16x9", "global_avgpool"),
     c("global_avgpool", "3d", "8x3x4x5", "global_avgpool"),
+    c("channels_last", "then-linear", "6x4x5", "channels_last -> linear(7)"),
+    m("channels_first", "convnext-block", {"x": "6x4x5"},
+      "x -> t: [dwconv(7, pad=3), channels_last, layernorm(eps=0.000001), linear(24), gelu, linear(6), "
+      "channels_first]"),
+    c("layernorm2d", "convnext", "6x4x5", "layernorm2d"),
+    m("layer_scale", "residual", {"x": "6x4x5"}, "t: (x -> conv(6, 1) -> layer_scale(0.5)) + x"),
     c("upsample", "nearest-2d", "3x5x7", "upsample(scale=2)"),
     c("upsample", "nearest-to-size", "3x5x7", "upsample(size=[12, 9])"),
     c("upsample", "bilinear", "3x6x5", 'upsample(scale=2, mode="bilinear")'),
@@ -438,7 +444,7 @@ REDUCED = {
     "efficientnet_v2.cnn": ["3x64x64"], "inception_v3.cnn": ["3x299x299"],  # its auxiliary classifier's least
     "r3d.cnn": ["3x4x32x32", "3x8x32x32"], "resnet.cnn": ["3x64x64"], "shufflenet_v2.cnn": ["3x64x64"],
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
-    "fcn.cnn": ["3x64x64"],
+    "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"],
 }
 FAST = {"lecun1989", "lenet5", "m3", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
         "mobilenet_v1_025", "efficientnet_b0"}

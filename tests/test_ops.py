@@ -267,6 +267,18 @@ CASES: list[Case] = [
     case("global_avgpool", "1d", "16x9", "global_avgpool", lambda: nn.AdaptiveAvgPool1d(1)),
     case("global_avgpool", "3d", "8x3x4x5", "global_avgpool", lambda: nn.AdaptiveAvgPool3d(1)),
     # LeNet's subsampling: the window's sum times a learned coefficient, plus a learned bias, per map
+    # ---- ConvNeXt: channels moved last and back, layer norm over channels, layer scale
+    case("channels_last", "2d", "6x4x5", "channels_last", lambda: Ref(lambda x: x.permute(0, 2, 3, 1))),
+    case("channels_last", "3d", "2x3x4x5", "channels_last", lambda: Ref(lambda x: x.permute(0, 2, 3, 4, 1)),
+         tokens=False),
+    Case("channels_first", "2d", {"x": "6x4x5"}, "x -> channels_last -> t: channels_first",
+         lambda: Ref(lambda x: x)),
+    Case("linear", "channels-last", {"x": "6x4x5"}, "x -> channels_last -> t: linear(10)",
+         lambda: Ref(nn.Sequential(torchvision.ops.Permute([0, 2, 3, 1]), nn.Linear(6, 10)),
+                     {"weight": (10, 6), "bias": (10,)})),
+    case("layernorm2d", "convnext", "6x4x5", "layernorm2d", lambda: convnext_layernorm2d(6)),
+    case("layer_scale", "convnext", "6x4x5", "layer_scale(0.5)",
+         lambda: Ref(lambda x: x * 0.5, {"": (6, 1, 1)})),
     # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
     case("upsample", "nearest", "3x5x7", "upsample(scale=2)", lambda: nn.Upsample(scale_factor=2)),
     case("upsample", "nearest-size", "3x5x7", "upsample(size=[12, 9])", lambda: nn.Upsample(size=(12, 9))),
@@ -765,7 +777,7 @@ MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool
                 "patch_embed": "patch_embed(4, 2)", "attention": "attention(2)",
                 "stochastic_depth": "stochastic_depth(0.1)", "upsample": "upsample(scale=2)",
                 "conv_transpose": "conv_transpose(2, 2, stride=2)", "pixel_shuffle": "pixel_shuffle(2)",
-                "pixel_unshuffle": "pixel_unshuffle(2)"}
+                "pixel_unshuffle": "pixel_unshuffle(2)", "channels_first": "channels_last -> channels_first"}
 RANKS = ["8", "4x6", "4x6x6", "4x4x6x6", "tokens 4x8"]
 
 
@@ -994,3 +1006,19 @@ def test_untied_bias_conv_text_snippet_end_to_end(tmp_path):
     torch_params = (numel(nn.Conv2d(1, 12, 5, bias=False)) + 12 * 8 * 8
                     + numel(nn.Conv2d(12, 12, 5, bias=False)) + 12 * 4 * 4 + numel(nn.Linear(192, 10)))
     assert totals["params"] == torch_params
+
+
+def convnext_layernorm2d(channels: int) -> nn.Module:
+    from torchvision.models.convnext import LayerNorm2d
+
+    return LayerNorm2d(channels, eps=1e-6)
+
+
+def test_channels_last_maps_are_refused_by_ops_that_read_the_layout(tmp_path):
+    # a conv (or batch norm, pooling, flatten ...) on HxWxC would read the axes wrongly
+    for layer in ("conv(4, 3)", "batchnorm", "maxpool(2)", "flatten", "channels_last"):
+        with pytest.raises(cnndsl.CnnError, match="needs a channels-first input.*channels_first"):
+            build(tmp_path, {"x": "6x4x4"}, f"x -> channels_last -> t: {layer}")
+    with pytest.raises(cnndsl.CnnError, match="channels_first needs a channels-last map"):
+        build(tmp_path, {"x": "6x4x4"}, "x -> t: channels_first")
+

@@ -780,6 +780,13 @@ OP_CASES: dict[str, list] = {
         ("2d", {"x": "4x8x8"}, "x -> d: dwconv(3, pad=1, multiplier=2)", []),
         ("1d", {"x": "4x10"}, "x -> dwconv(3, stride=2, bias=false)", []),
     ],
+    "channels_last": [("convnext_block", {"x": "6x4x4"},
+                       "x -> block: [dwconv(7, pad=3), channels_last, layernorm, linear(12), gelu, linear(6), "
+                       "channels_first]", []),
+                      ("inline", {"x": "6x4x4"}, "x -> channels_last -> linear(3) -> channels_first", [])],
+    "channels_first": [("inline_3d", {"x": "2x3x4x4"}, "x -> channels_last -> channels_first", [])],
+    "layernorm2d": [("module", {"x": "6x4x4"}, "x -> n: layernorm2d", [])],
+    "layer_scale": [("residual", {"x": "6x4x4"}, "(x -> conv(6, 1) -> layer_scale: layer_scale) + x", [])],
     "upsample": [
         ("inline_nearest", {"x": "3x5x6"}, "x -> upsample(scale=2)", []),
         ("module_bilinear_size", {"x": "3x5x6"}, 'x -> u: upsample(size=[9, 11], mode="bilinear")', []),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import conv, elementwise, pool, resample, tensor, transformer
+from . import conv, elementwise, layout, pool, resample, tensor, transformer
 from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Resample, Transposed, Window
 
 REGISTRY: dict[str, OpSpec] = {}
@@ -18,7 +18,7 @@ def register(spec: OpSpec) -> OpSpec:
     return spec
 
 
-for _module in (conv, pool, resample, elementwise, tensor, transformer):
+for _module in (conv, pool, resample, elementwise, layout, tensor, transformer):
     for _spec in _module.OPS:
         register(_spec)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..types import TensorType
-from .spec import (BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW, Arg, OpCall, OpError, OpSpec, Param, choice, integer,
-                   number)
+from .spec import (ANY_LAYOUT, BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW, Arg, OpCall, OpError, OpSpec, Param, choice,
+                   integer, number)
 
 
 def activation(name: str, doc: str, flops_per_element: int, formula: str, args=(), aliases=(), traits=(),
@@ -12,7 +12,7 @@ def activation(name: str, doc: str, flops_per_element: int, formula: str, args=(
     """An activation: same shape out, no parameters, a fixed number of FLOPs per element."""
     return OpSpec(name, doc, args=tuple(args), flops=lambda c: flops_per_element * c.out.numel,
                   flops_doc=f"{flops_per_element} per element ({formula})", aliases=aliases,
-                  traits=frozenset(traits), trait_rules=tuple(trait_rules), category="activation")
+                  traits=frozenset({ANY_LAYOUT, *traits}), trait_rules=tuple(trait_rules), category="activation")
 
 
 def slope_not_negative(call: OpCall) -> bool:
@@ -89,7 +89,7 @@ layernorm = OpSpec(
     args=(Arg("eps", number(minimum=0.0), 1e-5, "added to the variance"),),
     params=lambda c: [Param("weight", (c.x.shape[-1],)), Param("bias", (c.x.shape[-1],))],
     flops=lambda c: 5 * c.out.numel, flops_doc="5 per element (mean, variance, normalise, scale, shift)",
-    category="normalization",
+    traits=frozenset({ANY_LAYOUT}), category="normalization",
 )
 
 
@@ -113,7 +113,7 @@ lrn = OpSpec(
 dropout = OpSpec(
     "dropout", "Zeroes elements with probability p while training; the identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), 0.5, "drop probability"),),
-    traits=frozenset({VIEW}), category="regularization", shown=("p",),
+    traits=frozenset({VIEW, ANY_LAYOUT}), category="regularization", shown=("p",),
 )
 
 stochastic_depth = OpSpec(
@@ -121,9 +121,9 @@ stochastic_depth = OpSpec(
                         "identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), doc="drop probability"),
           Arg("mode", choice("row", "batch"), "row", "drop per sample (row) or per batch")),
-    traits=frozenset({VIEW}), category="regularization", shown=("p",),
+    traits=frozenset({VIEW, ANY_LAYOUT}), category="regularization", shown=("p",),
 )
 
-identity = OpSpec("identity", "Returns its input.", traits=frozenset({VIEW}), category="tensor")
+identity = OpSpec("identity", "Returns its input.", traits=frozenset({VIEW, ANY_LAYOUT}), category="tensor")
 
 OPS = [*ACTIVATIONS, softmax, batchnorm, layernorm, lrn, dropout, stochastic_depth, identity]

@@ -115,6 +115,11 @@ batch norm needs its input and weights; a sum needs nothing), so a later op may 
 place. An op without it (relu, sigmoid, tanh: their gradients are computed from their outputs) must
 find its output untouched."""
 
+ANY_LAYOUT = "any_layout"
+"""The op accepts a channels-last map (TensorType.channels_last) as well: it acts on each element, or on the
+last axis of each position (activations, layer norm, linear, dropout). Every other op needs channels first,
+and the elaborator says so (a conv on a channels-last map would read its axes wrongly)."""
+
 POINTWISE = "pointwise"  # each output position sees the same positions as its input(s)
 GLOBAL = "global"  # each output sees every input position
 GATED = "gated"  # each output is its own input position scaled by a gate computed from every position

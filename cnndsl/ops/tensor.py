@@ -3,10 +3,12 @@ channel shuffle, and the composite layers built from them (squeeze-excitation, M
 
 from __future__ import annotations
 
+from math import prod
+
 from ..types import TensorType
 from .conv import spatial_input
-from .spec import (BACKWARD_NEEDS_NO_OUTPUT, GATED, GLOBAL, INPLACE, MERGE, POINTWISE, VIEW, Arg, OpCall, OpError,
-                   OpSpec, Param, boolean, choice, integer, number, optional)
+from .spec import (ANY_LAYOUT, BACKWARD_NEEDS_NO_OUTPUT, GATED, GLOBAL, INPLACE, MERGE, POINTWISE, VIEW, Arg, OpCall,
+                   OpError, OpSpec, Param, boolean, choice, integer, number, optional)
 
 
 def flatten_shape(call: OpCall) -> TensorType:
@@ -18,21 +20,23 @@ flatten = OpSpec("flatten", "Flattens everything but the batch into one feature 
 
 
 def features_in(call: OpCall, op: str) -> int:
-    """The size of the last axis of a flat vector or a token sequence."""
-    if call.x.spatial_rank:
-        raise OpError(f"{op} needs a flat vector or a token sequence, got {call.x}; flatten it first "
-                      f"(-> flatten -> {op}(...))")
+    """The size of the last axis of a flat vector, a token sequence or a channels-last map."""
+    if call.x.spatial_rank and not call.x.channels_last:
+        raise OpError(f"{op} needs a flat vector, a token sequence or a channels-last map, got {call.x}; flatten "
+                      f"it first (-> flatten -> {op}(...))")
     return call.x.shape[-1]
 
 
 def positions(call: OpCall) -> int:
-    """How many times a per-vector op is applied: once for a vector, once per token."""
+    """How many times a per-vector op is applied: once for a vector, once per token or position."""
+    if call.x.channels_last:
+        return prod(call.x.spatial)
     return call.x.shape[0] if call.x.tokens else 1
 
 
 def mixing_rf(call: OpCall):
-    """A fully connected layer sees every position of a flat vector, but each token alone."""
-    return POINTWISE if call.x.tokens else GLOBAL
+    """A fully connected layer sees every position of a flat vector, but each token (or position) alone."""
+    return POINTWISE if call.x.tokens or call.x.channels_last else GLOBAL
 
 
 def linear_shape(call: OpCall) -> TensorType:
@@ -54,8 +58,8 @@ linear = OpSpec(
     args=(Arg("out", integer(), doc="output features"), Arg("bias", boolean, True, "add a learned bias")),
     shape=linear_shape, params=linear_params, macs=linear_macs,
     flops=lambda c: 2 * linear_macs(c) + (c.out.numel if c.attrs["bias"] else 0),
-    flops_doc="2 per MAC, plus 1 per output with a bias", rf=mixing_rf, traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT}),
-    category="linear",
+    flops_doc="2 per MAC, plus 1 per output with a bias", rf=mixing_rf,
+    traits=frozenset({BACKWARD_NEEDS_NO_OUTPUT, ANY_LAYOUT}), category="linear",
 )
 
 
