@@ -7,7 +7,8 @@ Every figure in the page is what `cnndsl analyze TARGET --format json` prints to
 in-process, exactly as a user types it), so the page cannot drift from the compiler. Families come in the
 order of their papers' years; each opens with the citation that heads its .cnn file. Besides the presets,
 a few `--set` variants named by the papers are listed (GoogLeNet without its auxiliary classifiers,
-MobileNet's resolution multiplier, EfficientNet's compound-scaling parameter phi).
+MobileNet's resolution multiplier, EfficientNet's compound-scaling parameter phi, Inception v3 without
+its auxiliary classifier).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ GALLERY = DOC.with_name("gallery")
 # (target, --set values): the variants worth a row of their own, after the presets of their file
 VARIANTS: dict[str, list[tuple[str, list[str]]]] = {
     "googlenet.cnn": [("googlenet", ["aux_logits=false"])],
+    "inception_v3.cnn": [("inception_v3", ["aux_logits=false"])],
     "mobilenet_v1.cnn": [("mobilenet_v1", [f"resolution={r}"]) for r in (192, 160, 128)],
     "efficientnet.cnn": [("efficientnet", [f"phi={phi}"]) for phi in (1, 2, 3)],
 }
