@@ -21,7 +21,6 @@ from html import escape as _xml_escape
 from .errors import CnnError
 from .ir import Network, Scope
 from .ops import GLOBAL, lookup
-from .ops.spec import MERGE
 from .passes.counts import param_count
 from .passes.receptive import ReceptiveField
 
@@ -144,7 +143,7 @@ class Layout:
     depth: int
     fold: bool
     items: list[Item]  # top level
-    edges: list[tuple[str, str, str, bool]]  # (from id, to id, tensor shape, skip?)
+    edges: list[tuple[str, str, str, str]]  # (from id, to id, tensor shape, "data" | "skip" | "shape")
     outputs: list[tuple[str, str]]  # (output name, id of the item that makes it)
     shown: dict[str, str]  # IR node or scope name -> the id of the item it is drawn as (itself or a box)
     families: list[str]
@@ -295,11 +294,17 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
                        f"Graphviz lays out in reasonable time (the limit is {DRAWN_MAX:,}): draw it with a "
                        f"smaller --depth" + ("" if fold else " or with folding on"))
     edges, seen = [], set()
-    fanout = {n: net.graph.out_degree(n) for n in net.order}
+    first_use: dict[str, str] = {}  # each node's first consumer of its value (shape-only reads aside)
+    later_use: set[str] = set()  # nodes whose value is read again further on: the sources of skips
+    for name in net.order:
+        data = net.node(name)
+        for src in data_inputs(data):
+            if first_use.setdefault(src, name) != name:
+                later_use.add(src)
     for name in net.order:
         data = net.node(name)
         target = rep.get(name)
-        merge = data["op"] is not None and MERGE in lookup(data["op"]).traits
+        values = data_inputs(data)
         for src in dict.fromkeys(data["inputs"]):
             origin = rep.get(src)
             if origin is None or target is None or origin == target:
@@ -310,13 +315,24 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
             if (origin, target) in seen:
                 continue
             seen.add((origin, target))
-            skip = merge and fanout[src] > 1 and target == "n-" + name  # a shortcut into the merge drawn itself
-            edges.append((origin, target, str(net.type_of(src)), skip))
+            if src not in values:
+                kind = "shape"  # crop reads only its reference's size
+            elif (src in later_use and first_use[src] != name and len(data["inputs"]) > 1
+                  and target == "n-" + name):
+                kind = "skip"  # a value read again where paths meet: a shortcut (ResNet, DenseNet, U-Net)
+            else:
+                kind = "data"
+            edges.append((origin, target, str(net.type_of(src)), kind))
     outputs = [(out, rep[node]) for out, node in net.outputs.items() if rep.get(node)]
     families = sorted({lookup(net.node(n)["op"]).category for n, i in rep.items()
                        if i is not None and i.startswith("n-") and net.node(n)["op"]},
                       key=lambda c: list(FAMILIES).index(c) if c in FAMILIES else len(FAMILIES))
     return Layout(net, depth, fold, top, edges, outputs, shown, families)
+
+
+def data_inputs(data: dict) -> list[str]:
+    """The inputs whose values reach the node's output (crop reads only its second input's shape)."""
+    return data["inputs"] if data["op"] is None else data["inputs"][:lookup(data["op"]).rf_inputs]
 
 
 def _count(items: list[Item]) -> int:
@@ -489,14 +505,17 @@ def dot_source(net: Network, totals: dict, depth: int = 2, fold: bool = True, di
             shape="box", style="filled,rounded", fillcolor=fill, color=border, tooltip=out)
         g.edge(origin, "o-" + out, color=IO_STYLE[1], penwidth="1.5")
     labelled = len(lay.edges) <= EDGE_LABELS_MAX
-    outs = Counter(src for src, _, _, _ in lay.edges)
-    ins = Counter(dst for _, dst, _, _ in lay.edges)
-    for src, dst, shape, skip in lay.edges:
+    outs = Counter(src for src, _, _, kind in lay.edges if kind != "shape")
+    ins = Counter(dst for _, dst, _, kind in lay.edges if kind != "shape")
+    for src, dst, shape, kind in lay.edges:
         # a link of a plain chain shows no label: its shape is the last line of the box above it
-        chain = outs[src] == 1 and ins[dst] == 1 and not skip
+        chain = outs[src] == 1 and ins[dst] == 1 and kind == "data"
         attrs = dict(label=" " + shape) if labelled and not chain else dict(tooltip=shape)
-        if skip:
+        if kind == "skip":
             attrs.update(color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.6", style="bold", weight="0")
+        elif kind == "shape":
+            attrs.update(label=" size of", style="dashed", color="#9a9a9a", fontcolor="#9a9a9a", weight="0",
+                         tooltip=f"only its size is read ({shape})")
         g.edge(src, dst, **attrs)
     # the digest of everything above travels into the SVG as a comment: docs/gallery is checked by it
     g.attr(comment=f"drawn by cnndsl graph: {net.name}, depth {depth}, {'folded' if fold else 'unfolded'}, "

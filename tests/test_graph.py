@@ -289,3 +289,13 @@ def test_hostile_text_and_oversized_drawings_end_in_a_located_error_or_a_picture
     code, _, err = run("graph", str(big), "-o", str(tmp_path / "big.svg"))
     assert code == 1 and f"{DRAWN_MAX:,}" in err and "--depth" in err
     assert not (tmp_path / "big.svg").exists()
+
+
+def test_unet_skips_are_drawn_as_skips_and_crops_read_only_a_size(tmp_path):
+    # the paper's Figure 1: four copy-and-crop connections from the contracting to the expansive path; each crop
+    # takes its size from the up-convolution's output, which it does not read
+    svg = draw(tmp_path, "unet", "--depth", "2")
+    strokes = [{p.get("stroke") for p in e.iter(f"{SVG}path")} for e in groups(svg, "edge")]
+    dashed = [e for e in groups(svg, "edge") if any(p.get("stroke-dasharray") for p in e.iter(f"{SVG}path"))]
+    assert sum("#c0392b" in s for s in strokes) == 4
+    assert len(dashed) == 4 and all("size of" in " ".join(texts(e)) for e in dashed)
