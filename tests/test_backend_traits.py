@@ -31,6 +31,7 @@ from cnndsl.passes import op_call
 PRODUCERS = {
     "conv": ("4x6x6", "x -> conv(4, 3, pad=1)"),
     "dwconv": ("4x6x6", "x -> dwconv(3, pad=1)"),
+    "conv_transpose": ("4x6x6", "x -> conv_transpose(4, 2, stride=2)"),
     "batchnorm": ("4x6x6", "x -> conv(4, 1) -> batchnorm"),
     "linear": ("6", "x -> linear(6)"),
     "add": ("4x6x6", "add(x -> conv(4, 1), x -> conv(4, 3, pad=1))"),
