@@ -125,7 +125,7 @@ def check_generated(net, plain=None) -> None:
         assert np.allclose(outputs[k].numpy(), np_outputs[k], atol=1e-4)
 
 
-@fuzz(60)
+@fuzz(30)
 @given(globals_=st.lists(names, min_size=2, max_size=2, unique=True), p=names, q=names, v=names, i=names, v2=names,
        outs=st.lists(names, min_size=2, max_size=2, unique=True), l1=names, l2=names, l3=names, l4=names,
        doc=st.sampled_from(STRINGS))
@@ -139,7 +139,7 @@ def test_hostile_names_and_strings_compile_to_code_that_runs(tmp_path, plain, gl
         check_generated(built, plain)
 
 
-@pytest.mark.parametrize("role", ["block", "network"])
+@pytest.mark.parametrize("role", ["block", pytest.param("network", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", HOSTILE)
 def test_each_hostile_name_everywhere_at_once(tmp_path, plain, name, role):
     refused = name in MODULE_ATTRIBUTES or keyword.iskeyword(name) or name.startswith("__")  # tested below
