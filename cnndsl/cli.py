@@ -139,9 +139,11 @@ def _check(args) -> str:
 def _warn_size(net, totals: dict | None = None, show: bool = True) -> None:
     """A warning (added to net.warnings) when the network needs more memory than any machine holds."""
     from .lint import size_warning
-    from .passes import analyze
+    from .passes import counts, memory
 
-    warning = size_warning(net, totals if totals is not None else analyze(net))
+    if totals is None:  # `check`: the counts and the memory the warning needs, not the receptive fields
+        totals = {**counts.run(net), **memory.run(net)}
+    warning = size_warning(net, totals)
     if warning is not None:
         net.warnings.append(warning)
         if show:
