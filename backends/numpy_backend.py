@@ -305,6 +305,12 @@ EMITTERS: dict[str, NumpyOp] = {
         ctx.args[0], ctx.w("weight"), ctx.w("bias"), *options([("eps", ctx.attrs["eps"], 1e-6)]))),
         kernels=uses("layernorm2d")),
     "layer_scale": NumpyOp(call=lambda ctx: f"{ctx.w('')} * {ctx.args[0]}"),
+    "window_attention": NumpyOp(call=lambda ctx: Call("window_attention", (
+        ctx.args[0], ctx.w("relative_position_bias_table"), ctx.w("relative_position_index"), ctx.w("qkv.weight"),
+        ctx.w_or_none("qkv.bias"), ctx.w("proj.weight"), ctx.w_or_none("proj.bias"), literal(ctx.attrs["heads"]),
+        literal(ctx.attrs["window"]), *options([("shift", ctx.attrs["shift"], 0)]))),
+        kernels=uses("window_attention")),
+    "patch_merge": NumpyOp(call=lambda ctx: Call("patch_merge", (ctx.args[0],)), kernels=uses("patch_merge")),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),
         kernels=uses("lrn")),

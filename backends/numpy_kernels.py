@@ -460,6 +460,43 @@ def pixel_unshuffle(x, factor):
     return x.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4).reshape(n, c * r * r, h // r, w // r)
 
 
+def patch_merge(x):
+    """Each 2x2 group of positions of (N, H, W, C) concatenated: (N, H/2, W/2, 4C) (Swin's patch merging)."""
+    x = np.pad(x, ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0)))
+    return np.concatenate([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], axis=-1)
+
+
+def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bias, heads, window, shift=0):
+    """Self-attention within (shifted) windows of (N, H, W, C), with a relative position bias (Swin)."""
+    n, h, w, c = x.shape
+    x = np.pad(x, ((0, 0), (0, -h % window), (0, -w % window), (0, 0)))
+    ph, pw = x.shape[1:3]
+    shifts = (0 if window >= ph else shift, 0 if window >= pw else shift)
+    if sum(shifts):
+        x = np.roll(x, (-shifts[0], -shifts[1]), axis=(1, 2))
+    rows, cols, size = ph // window, pw // window, window * window
+    t = x.reshape(n, rows, window, cols, window, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, size, c)
+    qkv = linear(t, qkv_weight, qkv_bias).reshape(len(t), size, 3, heads, c // heads).transpose(2, 0, 3, 1, 4)
+    attn = (qkv[0] * (c // heads) ** -0.5) @ qkv[1].transpose(0, 1, 3, 2)
+    attn += table[index.astype(np.int64)].reshape(size, size, heads).transpose(2, 0, 1)  # loaded as floats
+    if sum(shifts):
+        mask = np.zeros((ph, pw), dtype=x.dtype)
+        count = 0
+        for r in ((0, -window), (-window, -shifts[0]), (-shifts[0], None)):
+            for q in ((0, -window), (-window, -shifts[1]), (-shifts[1], None)):
+                mask[r[0]:r[1], q[0]:q[1]] = count
+                count += 1
+        mask = mask.reshape(rows, window, cols, window).transpose(0, 2, 1, 3).reshape(rows * cols, size)
+        mask = np.where(mask[:, None, :] != mask[:, :, None], -100.0, 0.0).astype(x.dtype)
+        attn = (attn.reshape(n, rows * cols, heads, size, size) + mask[None, :, None]).reshape(attn.shape)
+    out = (softmax(attn, axis=-1) @ qkv[2]).transpose(0, 2, 1, 3).reshape(len(t), size, c)
+    out = linear(out, proj_weight, proj_bias)
+    out = out.reshape(n, rows, cols, window, window, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
+    if sum(shifts):
+        out = np.roll(out, shifts, axis=(1, 2))
+    return np.ascontiguousarray(out[:, :h, :w])
+
+
 def channel_shuffle(x, groups):
     """ShuffleNet's channel shuffle: (groups, C / groups) -> transposed -> flattened."""
     n, c, *spatial = x.shape

@@ -213,3 +213,73 @@ class StochasticDepth(nn.Module):
         shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
         keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
         return x * keep / (1.0 - self.p)
+
+
+def patch_merge(x):
+    """Each 2x2 group of positions of (N, H, W, C) concatenated: (N, H/2, W/2, 4C), odd sizes padded with zeros
+    (torchvision's _patch_merging_pad)."""
+    x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
+    return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+
+
+def shifted_window_attention(x, qkv, proj, bias, window, heads, shift, attention_dropout=0.0, dropout=0.0,
+                             training=False):
+    """Self-attention within windows of a (N, H, W, C) map, shifted cyclically by `shift` (Swin; as torchvision's
+    shifted_window_attention): padded to whole windows, no shift along an axis that one window covers, tokens
+    the shift brought together from opposite borders masked apart."""
+    n, h, w, c = x.shape
+    x = F.pad(x, (0, 0, 0, (window - w % window) % window, 0, (window - h % window) % window))
+    _, ph, pw, _ = x.shape
+    shifts = [0 if window >= ph else shift, 0 if window >= pw else shift]
+    if sum(shifts) > 0:
+        x = torch.roll(x, shifts=(-shifts[0], -shifts[1]), dims=(1, 2))
+    windows = (ph // window) * (pw // window)
+    x = x.view(n, ph // window, window, pw // window, window, c).permute(0, 1, 3, 2, 4, 5)
+    x = x.reshape(n * windows, window * window, c)
+    q, k, v = qkv(x).reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1)) + bias
+    if sum(shifts) > 0:
+        mask = x.new_zeros((ph, pw))
+        count = 0
+        for rows in ((0, -window), (-window, -shifts[0]), (-shifts[0], None)):
+            for cols in ((0, -window), (-window, -shifts[1]), (-shifts[1], None)):
+                mask[rows[0]:rows[1], cols[0]:cols[1]] = count
+                count += 1
+        mask = mask.view(ph // window, window, pw // window, window).permute(0, 2, 1, 3).reshape(windows, -1)
+        mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+        mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+        attn = attn.view(n, windows, heads, x.size(1), x.size(1)) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, heads, x.size(1), x.size(1))
+    attn = F.dropout(F.softmax(attn, dim=-1), p=attention_dropout, training=training)
+    x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
+    x = F.dropout(proj(x), p=dropout, training=training)
+    x = x.view(n, ph // window, pw // window, window, window, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
+    if sum(shifts) > 0:
+        x = torch.roll(x, shifts=(shifts[0], shifts[1]), dims=(1, 2))
+    return x[:, :h, :w, :].contiguous()
+
+
+class ShiftedWindowAttention(nn.Module):
+    """Shifted-window attention with a relative position bias (torchvision's ShiftedWindowAttention, square windows)."""
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True, attention_dropout=0.0,
+                 dropout=0.0):
+        super().__init__()
+        self.window_size, self.shift_size, self.num_heads = window_size, shift_size, num_heads
+        self.attention_dropout, self.dropout = attention_dropout, dropout
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        w = window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * w - 1) ** 2, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (w - 1)
+        self.register_buffer("relative_position_index", (relative[:, :, 0] * (2 * w - 1) + relative[:, :, 1]).flatten())
+
+    def forward(self, x):
+        n = self.window_size ** 2
+        bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1)
+        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        return shifted_window_attention(x, self.qkv, self.proj, bias, self.window_size, self.num_heads,
+                                        self.shift_size, self.attention_dropout, self.dropout, self.training)
+

@@ -273,6 +273,13 @@ EMITTERS: dict[str, TorchOp] = {
                                                     f"{', '.join(['1'] * ctx.x.spatial_rank)}), "
                                                     f"{render(ctx.attrs['init'])}))"),
                            call=lambda ctx, a: f"{a[-1]} * {a[0]}"),
+    "window_attention": TorchOp(module=lambda ctx: ctor(
+        "ShiftedWindowAttention", (ctx.x.channels, ctx.attrs["window"], ctx.attrs["shift"], ctx.attrs["heads"]),
+        options({"qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0, "dropout": 0.0},
+                qkv_bias=ctx.attrs["qkv_bias"], proj_bias=ctx.attrs["proj_bias"],
+                attention_dropout=ctx.attrs["attention_dropout"], dropout=ctx.attrs["dropout"])),
+        helpers=("ShiftedWindowAttention", "shifted_window_attention")),
+    "patch_merge": TorchOp(call=lambda ctx, a: f"patch_merge({a[0]})", helpers=("patch_merge",)),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
                                                    beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),

@@ -279,6 +279,16 @@ CASES: list[Case] = [
     case("layernorm2d", "convnext", "6x4x5", "layernorm2d", lambda: convnext_layernorm2d(6)),
     case("layer_scale", "convnext", "6x4x5", "layer_scale(0.5)",
          lambda: Ref(lambda x: x * 0.5, {"": (6, 1, 1)})),
+    # ---- Swin: shifted-window attention and patch merging on channels-last maps
+    Case("window_attention", "shifted", {"x": "8x14x14"}, "x -> channels_last -> t: window_attention(2, 7, 3)",
+         lambda: swin_attention(8, 7, 3, 2), tokens=False),
+    Case("window_attention", "padded-no-shift", {"x": "8x9x10"}, "x -> channels_last -> t: window_attention(4, 4)",
+         lambda: swin_attention(8, 4, 0, 4), tokens=False),
+    Case("window_attention", "one-window-no-bias", {"x": "6x5x5"},
+         "x -> channels_last -> t: window_attention(3, 7, 3, qkv_bias=false, proj_bias=false)",
+         lambda: swin_attention(6, 7, 3, 3, qkv_bias=False, proj_bias=False), tokens=False),
+    Case("patch_merge", "odd", {"x": "4x5x6"}, "x -> channels_last -> t: patch_merge",
+         lambda: Ref(swin_patch_merge), tokens=False),
     # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
     case("upsample", "nearest", "3x5x7", "upsample(scale=2)", lambda: nn.Upsample(scale_factor=2)),
     case("upsample", "nearest-size", "3x5x7", "upsample(size=[12, 9])", lambda: nn.Upsample(size=(12, 9))),
@@ -777,7 +787,9 @@ MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool
                 "patch_embed": "patch_embed(4, 2)", "attention": "attention(2)",
                 "stochastic_depth": "stochastic_depth(0.1)", "upsample": "upsample(scale=2)",
                 "conv_transpose": "conv_transpose(2, 2, stride=2)", "pixel_shuffle": "pixel_shuffle(2)",
-                "pixel_unshuffle": "pixel_unshuffle(2)", "channels_first": "channels_last -> channels_first"}
+                "pixel_unshuffle": "pixel_unshuffle(2)", "channels_first": "channels_last -> channels_first",
+                "patch_merge": "channels_last -> patch_merge",
+                "window_attention": "channels_last -> window_attention(2, 3)"}
 RANKS = ["8", "4x6", "4x6x6", "4x4x6x6", "tokens 4x8"]
 
 
@@ -1021,4 +1033,19 @@ def test_channels_last_maps_are_refused_by_ops_that_read_the_layout(tmp_path):
             build(tmp_path, {"x": "6x4x4"}, f"x -> channels_last -> t: {layer}")
     with pytest.raises(cnndsl.CnnError, match="channels_first needs a channels-last map"):
         build(tmp_path, {"x": "6x4x4"}, "x -> t: channels_first")
+
+
+def swin_attention(dim: int, window: int, shift: int, heads: int, **kwargs) -> Ref:
+    """torchvision's ShiftedWindowAttention on an (N, H, W, C) map (its input is channels last)."""
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    attention = ShiftedWindowAttention(dim, [window, window], [shift, shift], heads, **kwargs).eval()
+    ref = as_ref(attention)
+    return Ref(lambda x: attention(x.permute(0, 2, 3, 1)), ref.params, ref.fixed, ref.buffers)
+
+
+def swin_patch_merge(x):
+    from torchvision.models.swin_transformer import _patch_merging_pad
+
+    return _patch_merging_pad(x.permute(0, 2, 3, 1))
 

@@ -787,6 +787,9 @@ OP_CASES: dict[str, list] = {
     "channels_first": [("inline_3d", {"x": "2x3x4x4"}, "x -> channels_last -> channels_first", [])],
     "layernorm2d": [("module", {"x": "6x4x4"}, "x -> n: layernorm2d", [])],
     "layer_scale": [("residual", {"x": "6x4x4"}, "(x -> conv(6, 1) -> layer_scale: layer_scale) + x", [])],
+    "window_attention": [("swin_block", {"x": "8x14x14"},
+                          "x -> channels_last -> n: layernorm -> a: window_attention(2, 7, 3) -> channels_first", [])],
+    "patch_merge": [("inline", {"x": "4x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", [])],
     "upsample": [
         ("inline_nearest", {"x": "3x5x6"}, "x -> upsample(scale=2)", []),
         ("module_bilinear_size", {"x": "3x5x6"}, 'x -> u: upsample(size=[9, 11], mode="bilinear")', []),

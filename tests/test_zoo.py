@@ -24,9 +24,11 @@ WITH_REFERENCE = [preset for preset in ZOO if preset not in NO_REFERENCE]
 # Reference models that register their parameters in another order than they use them (the IR's order):
 # torchvision's GoogLeNet makes aux1 and aux2 after inception5b; its ViT's class token, a Parameter of the top
 # module, comes before the children (conv_proj) in the state_dict; so does each ConvNeXt block's layer_scale,
-# which the block applies after its `block` Sequential.
+# which the block applies after its `block` Sequential; Swin's PatchMerging makes `reduction` before the `norm`
+# it applies first.
 REGISTRATION_ORDER = {"googlenet", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14",
-                      "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"}
+                      "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
+                      "swin_t", "swin_s", "swin_b"}
 # torchvision's GoogLeNet and Inception v3 run their auxiliary classifiers (outputs of the preset) in training mode
 # only.
 TRAINING_MODE = {"googlenet", "inception_v3"}

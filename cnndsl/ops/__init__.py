@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import conv, elementwise, layout, pool, resample, tensor, transformer
-from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Resample, Transposed, Window
+from . import conv, elementwise, layout, pool, resample, tensor, transformer, windows
+from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Resample, Tiles, Transposed, Window
 
 REGISTRY: dict[str, OpSpec] = {}
 ALIASES: dict[str, str] = {}
@@ -18,7 +18,7 @@ def register(spec: OpSpec) -> OpSpec:
     return spec
 
 
-for _module in (conv, pool, resample, elementwise, layout, tensor, transformer):
+for _module in (conv, pool, resample, elementwise, layout, tensor, transformer, windows):
     for _spec in _module.OPS:
         register(_spec)
 
@@ -32,4 +32,4 @@ def all_names() -> list[str]:
 
 
 __all__ = ["REGISTRY", "ALIASES", "lookup", "all_names", "register", "OpSpec", "OpCall", "OpError", "Arg",
-           "Param", "Window", "Resample", "Transposed", "POINTWISE", "GLOBAL", "GATED"]
+           "Param", "Window", "Resample", "Tiles", "Transposed", "POINTWISE", "GLOBAL", "GATED"]

@@ -80,6 +80,15 @@ class Resample:
 
 
 @dataclass(frozen=True)
+class Tiles:
+    """Receptive-field rule of attention within windows, per spatial axis: the map is cut into tiles of
+    `size` positions, offset by `shift` (Swin's shifted windows); each output sees its own tile."""
+
+    size: tuple[int, ...]
+    shift: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Transposed:
     """Receptive-field rule of a transposed convolution, per spatial axis: input i feeds outputs
     i * stride - padding + t * dilation, t < kernel."""

@@ -65,7 +65,7 @@ linear = OpSpec(
 
 def same_shapes(call: OpCall, op: str) -> TensorType:
     first = call.inputs[0]
-    if any(t.shape != first.shape for t in call.inputs[1:]):
+    if any(t.shape != first.shape or t.channels_last != first.channels_last for t in call.inputs[1:]):
         shapes = " and ".join(str(t) for t in call.inputs)
         raise OpError(f"{op} needs inputs of the same shape, got {shapes}", show_inputs=True)
     return first
@@ -74,7 +74,7 @@ def same_shapes(call: OpCall, op: str) -> TensorType:
 add = OpSpec(
     "add", "Elementwise sum of tensors of the same shape (`a + b`).", inputs=0, min_inputs=2,
     shape=lambda c: same_shapes(c, "add"), flops=lambda c: (len(c.inputs) - 1) * c.out.numel,
-    flops_doc="(inputs - 1) per element", traits=frozenset({MERGE, INPLACE, BACKWARD_NEEDS_NO_OUTPUT}),
+    flops_doc="(inputs - 1) per element", traits=frozenset({MERGE, INPLACE, BACKWARD_NEEDS_NO_OUTPUT, ANY_LAYOUT}),
     category="merge",
 )
 
@@ -246,7 +246,7 @@ mlp = OpSpec(
     shape=mlp_shape, params=mlp_params, macs=mlp_macs,
     flops=lambda c: 2 * mlp_macs(c) + positions(c) * (2 * c.attrs["hidden"] + c.out.shape[-1]),
     flops_doc="2 per MAC, the biases, and the activation (1 per hidden element)", rf=mixing_rf,
-    category="composite", shown=("hidden",),
+    traits=frozenset({ANY_LAYOUT}), category="composite", shown=("hidden",),
 )
 
 

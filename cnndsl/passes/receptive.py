@@ -30,7 +30,7 @@ from fractions import Fraction
 from math import gcd
 
 from ..ir import Network
-from ..ops import GATED, GLOBAL, POINTWISE, Resample, Window, lookup
+from ..ops import GATED, GLOBAL, POINTWISE, Resample, Tiles, Window, lookup
 from . import op_call
 
 
@@ -159,11 +159,24 @@ def _transposed(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
     return _axis(period, a.shift, [_union(reads(o)) for o in range(period)])
 
 
+def _tiles(a: Axis, size: int, shift: int) -> Axis:
+    """Output o sees its whole tile: inputs t*size - shift .. t*size - shift + size - 1, t = (o + shift) // size."""
+    k = a.period // gcd(a.period, size)
+    period = size * k
+
+    def reads(o):
+        start = (o + shift) // size * size - shift
+        return [a.at(i) for i in range(start, start + size)]
+    return _axis(period, a.shift * (size * k // a.period), [_union(reads(o)) for o in range(period)])
+
+
 def step(f: ReceptiveField, rule) -> ReceptiveField:
     axes = _axes(f)
     if isinstance(rule, Window):
         new = [_window(a, k, s, d, p) for a, k, s, d, p in zip(axes, rule.kernel, rule.stride, rule.dilation,
                                                                 rule.padding)]
+    elif isinstance(rule, Tiles):
+        new = [_tiles(a, size, shift) for a, size, shift in zip(axes, rule.size, rule.shift)]
     elif isinstance(rule, Resample):
         new = [_resample(a, n, o, q, rule.linear) for a, n, o, q in zip(axes, rule.num, rule.offset, rule.den)]
     else:

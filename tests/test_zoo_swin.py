@@ -1,0 +1,37 @@
+"""Swin Transformer (Liu et al. 2021) against torchvision's swin_t/s/b: weights load strictly and outputs are
+equal, at 224x224 (shifted windows in the first three stages, one window covering the last) and at 64x64
+(maps padded to whole windows); drop probabilities are torchvision's. Parameters, buffers, state_dict, MACs
+and the documented GFLOPS: tests/test_zoo.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+import cnndsl
+
+
+@pytest.mark.parametrize("preset, size", [("swin_t", 64), pytest.param("swin_t", 224, marks=pytest.mark.slow),
+                                          pytest.param("swin_s", 64, marks=pytest.mark.slow),
+                                          pytest.param("swin_b", 64, marks=pytest.mark.slow)])
+def test_generated_swin_loads_torchvisions_weights_and_gives_its_outputs(preset, size, torch_on_one_thread):
+    torch.manual_seed(0)
+    reference = getattr(tvm, preset)(weights=None).eval()
+    model = cnndsl.to_torch(cnndsl.load(preset, inputs={"x": f"3x{size}x{size}"})).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want, got = reference(x), model(x)
+    assert got.shape == want.shape == (2, 1000)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+
+
+def test_stochastic_depth_and_shifts_are_torchvisions(tv):
+    reference = tv("swin_b")
+    blocks = [m for m in reference.modules() if hasattr(m, "stochastic_depth") and hasattr(m, "attn")]
+    net = cnndsl.load("swin_b")
+    attention = [d["attrs"] for d in net.nodes() if d["op"] == "window_attention"]
+    drops = [d["attrs"]["p"] for d in net.nodes() if d["op"] == "stochastic_depth"][::2]
+    assert [a["shift"] for a in attention] == [b.attn.shift_size[0] for b in blocks]
+    assert drops == pytest.approx([b.stochastic_depth.p for b in blocks], abs=1e-12)
