@@ -449,6 +449,7 @@ REDUCED = {
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
     "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"],
 }
+    "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
 FAST = {"lecun1989", "lenet5", "m3", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
         "mobilenet_v1_025", "efficientnet_b0"}
 

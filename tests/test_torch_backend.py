@@ -75,6 +75,9 @@ HUGE_PARAMS = 200_000_000
 RUN_HUGE = os.environ.get("CNNDSL_TEST_HUGE") == "1"
 # A real CPU test is marked slow above this size (building the model, and torchvision's, dominates).
 SLOW_PARAMS = 50_000_000
+# Presets whose least input is large are slow too: S3D's 2x7x7 head pool takes clips of 13x209x209 at least
+# (13 GMACs); tests/test_zoo_video_more.py checks its layers on small clips in the fast suite.
+LARGE_INPUT = {"s3d", "s3d_net"}
 
 
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")  # tests/conftest.py: why one thread
@@ -151,7 +154,7 @@ def real_params(names, *, torchvision_only=False):
         if params > HUGE_PARAMS and not RUN_HUGE:
             marks.append(pytest.mark.skip(reason=f"{params / 1e6:.0f}M parameters: checked on the meta device "
                                                  "only; CNNDSL_TEST_HUGE=1 runs it for real"))
-        elif params > SLOW_PARAMS:
+        elif params > SLOW_PARAMS or name in LARGE_INPUT:
             marks.append(pytest.mark.slow)
         out.append(pytest.param(name, marks=marks, id=name))
     return out
