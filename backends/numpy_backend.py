@@ -239,6 +239,18 @@ def channel_order(ctx: Ctx, last: bool) -> tuple[int, ...]:
     return (0, *range(2, n + 2), 1) if last else (0, n + 1, *range(1, n + 1))
 
 
+def window_attention_call(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    table = ctx.w("relative_coords_table" if a["cosine"] else "relative_position_bias_table")
+    args = [ctx.args[0], table, ctx.w("relative_position_index"), ctx.w("qkv.weight"), ctx.w_or_none("qkv.bias"),
+            ctx.w("proj.weight"), ctx.w_or_none("proj.bias"), literal(a["heads"]), literal(a["window"])]
+    args += options([("shift", a["shift"], 0)])
+    if a["cosine"]:
+        mlp = f"({ctx.w('cpb_mlp.0.weight')}, {ctx.w('cpb_mlp.0.bias')}, {ctx.w('cpb_mlp.2.weight')})"
+        args += [f"logit_scale={ctx.w('logit_scale')}", f"cpb={mlp}"]
+    return Call("window_attention", tuple(args))
+
+
 def crop_text(ctx: Ctx) -> str:
     x, like = ctx.inputs
     cuts = [f"{(i - o) // 2}:{(i - o) // 2 + o}" if i != o else ":" for i, o in zip(x.spatial, like.spatial)]
@@ -269,6 +281,20 @@ def slice_text(ctx: Ctx) -> str:
 def mul_text(ctx: Ctx) -> str:
     """Broadcasting with the batch first: lower-rank operands get unit axes after the batch."""
     return product_text(ctx.args, ctx.inputs)
+
+
+def pool_attention_call(ctx: Ctx) -> Call:
+    a = ctx.attrs
+    args = [ctx.args[0], literal(list(a["grid"])), literal(a["heads"]), ctx.w("qkv.weight"), ctx.w("qkv.bias"),
+            ctx.w("project.0.weight"), ctx.w("project.0.bias")]
+    for name, stride in (("q", a["stride_q"]), ("k", a["stride_kv"]), ("v", a["stride_kv"])):
+        if f"pool_{name}.pool.weight" in ctx.params:
+            parts = [ctx.w(f"pool_{name}.{p}") for p in ("pool.weight", "norm_act.0.weight", "norm_act.0.bias")]
+            args.append(f"pool_{name}=({', '.join(parts)}, {literal(stride)})")
+    if a["rel_pos"]:
+        args.append(f"rel_pos=({ctx.w('rel_pos_h')}, {ctx.w('rel_pos_w')}, {ctx.w('rel_pos_t')})")
+    args += options([("residual_pool", a["residual_pool"], False), ("eps", a["eps"], 1e-6)])
+    return Call("pool_attention", tuple(args))
 
 
 def se_call(ctx: Ctx) -> Call:
@@ -305,11 +331,7 @@ EMITTERS: dict[str, NumpyOp] = {
         ctx.args[0], ctx.w("weight"), ctx.w("bias"), *options([("eps", ctx.attrs["eps"], 1e-6)]))),
         kernels=uses("layernorm2d")),
     "layer_scale": NumpyOp(call=lambda ctx: f"{ctx.w('')} * {ctx.args[0]}"),
-    "window_attention": NumpyOp(call=lambda ctx: Call("window_attention", (
-        ctx.args[0], ctx.w("relative_position_bias_table"), ctx.w("relative_position_index"), ctx.w("qkv.weight"),
-        ctx.w_or_none("qkv.bias"), ctx.w("proj.weight"), ctx.w_or_none("proj.bias"), literal(ctx.attrs["heads"]),
-        literal(ctx.attrs["window"]), *options([("shift", ctx.attrs["shift"], 0)]))),
-        kernels=uses("window_attention")),
+    "window_attention": NumpyOp(call=window_attention_call, kernels=uses("window_attention")),
     "patch_merge": NumpyOp(call=lambda ctx: Call("patch_merge", (ctx.args[0],)), kernels=uses("patch_merge")),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),
@@ -359,6 +381,14 @@ EMITTERS: dict[str, NumpyOp] = {
     "attention": NumpyOp(call=lambda ctx: Call("attention", (
         ctx.args[0], ctx.w("in_proj_weight"), ctx.w_or_none("in_proj_bias"), ctx.w("out_proj.weight"),
         ctx.w_or_none("out_proj.bias"), literal(ctx.attrs["heads"]))), kernels=uses("attention")),
+    "spacetime_tokens": NumpyOp(call=lambda ctx: Call("spacetime_tokens", (ctx.args[0], ctx.w("class_token"), *(
+        [ctx.w("spatial_pos"), ctx.w("temporal_pos"), ctx.w("class_pos")] if ctx.attrs["positions"] else []))),
+        kernels=uses("spacetime_tokens")),
+    "token_pool": NumpyOp(call=lambda ctx: Call("token_pool", (
+        ctx.args[0], literal(list(ctx.attrs["grid"])), literal(ctx.attrs["kernel"]),
+        literal(ctx.attrs["kernel"] if ctx.attrs["stride"] is None else ctx.attrs["stride"]),
+        literal(ctx.attrs["pad"]))), kernels=uses("token_pool")),
+    "pool_attention": NumpyOp(call=pool_attention_call, kernels=uses("pool_attention")),
 }
 
 

@@ -466,9 +466,20 @@ def patch_merge(x):
     return np.concatenate([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], axis=-1)
 
 
-def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bias, heads, window, shift=0):
-    """Self-attention within (shifted) windows of (N, H, W, C), with a relative position bias (Swin)."""
+def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bias, heads, window, shift=0,
+                     logit_scale=None, cpb=None):
+    """Self-attention within (shifted) windows of (N, H, W, C), with a relative position bias (Swin). With
+    `logit_scale` and `cpb` (the bias MLP's weights, over the coordinates `table`): Swin V2's scaled cosine
+    attention, no key bias, and the bias 16 sigmoid(MLP(table))."""
     n, h, w, c = x.shape
+    if cpb is not None:
+        table = np.maximum(table.reshape(-1, 2) @ cpb[0].T + cpb[1], 0) @ cpb[2].T
+    bias = table[index.astype(np.int64)].reshape(window * window, window * window, heads).transpose(2, 0, 1)
+    if cpb is not None:
+        bias = 16 / (1 + np.exp(-bias))
+    if logit_scale is not None and qkv_bias is not None:
+        qkv_bias = qkv_bias.copy()
+        qkv_bias[c:2 * c] = 0
     x = np.pad(x, ((0, 0), (0, -h % window), (0, -w % window), (0, 0)))
     ph, pw = x.shape[1:3]
     shifts = (0 if window >= ph else shift, 0 if window >= pw else shift)
@@ -477,8 +488,12 @@ def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bi
     rows, cols, size = ph // window, pw // window, window * window
     t = x.reshape(n, rows, window, cols, window, c).transpose(0, 1, 3, 2, 4, 5).reshape(-1, size, c)
     qkv = linear(t, qkv_weight, qkv_bias).reshape(len(t), size, 3, heads, c // heads).transpose(2, 0, 3, 1, 4)
-    attn = (qkv[0] * (c // heads) ** -0.5) @ qkv[1].transpose(0, 1, 3, 2)
-    attn += table[index.astype(np.int64)].reshape(size, size, heads).transpose(2, 0, 1)  # loaded as floats
+    if logit_scale is not None:
+        q, k = (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12) for v in qkv[:2])
+        attn = (q @ k.transpose(0, 1, 3, 2)) * np.exp(np.minimum(logit_scale, np.log(100.0)))
+    else:
+        attn = (qkv[0] * (c // heads) ** -0.5) @ qkv[1].transpose(0, 1, 3, 2)
+    attn += bias
     if sum(shifts):
         mask = np.zeros((ph, pw), dtype=x.dtype)
         count = 0
@@ -548,3 +563,73 @@ def attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, h
     scores = np.matmul(q * np.float32(1 / math.sqrt(dim // heads)), k.swapaxes(-1, -2))
     mixed = np.matmul(softmax(scores, axis=-1), v)  # (N, heads, T, D / heads)
     return linear(mixed.transpose(0, 2, 1, 3).reshape(n, tokens, dim), out_proj_weight, out_proj_bias)
+
+
+def spacetime_tokens(x, class_token, spatial_pos=None, temporal_pos=None, class_pos=None):
+    """A (N, C, T, H, W) map as tokens (N, 1 + T H W, C): the class token (C,), then every position (time, rows,
+    columns); plus MViT's separable position embedding, temporal_pos[t] + spatial_pos[h W + w] (class_pos for
+    the class token), when those tables are given."""
+    n, c = x.shape[:2]
+    grid = x.reshape(n, c, -1).transpose(0, 2, 1)
+    tokens = np.concatenate([np.broadcast_to(class_token, (n, 1, c)), grid], axis=1)
+    if spatial_pos is not None:
+        pos = (temporal_pos[:, None] + spatial_pos[None]).reshape(-1, c)
+        tokens += np.concatenate([class_pos[None], pos])
+    return tokens
+
+
+def _pool_tokens(x, grid, pool):
+    """x (..., 1 + T H W, C), a class token and a T x H x W grid: pool(the grid as (M, C, T, H, W) maps), the class
+    token put back in front. Returns the tokens and the new grid."""
+    lead, c = x.shape[:-2], x.shape[-1]
+    maps = pool(np.ascontiguousarray(x[..., 1:, :].swapaxes(-1, -2)).reshape(-1, c, *grid))
+    rest = maps.reshape(*lead, c, -1).swapaxes(-1, -2)
+    return np.concatenate([x[..., :1, :], rest], axis=-2), tuple(maps.shape[2:])
+
+
+def token_pool(x, grid, kernel, stride, padding):
+    """Max pooling over the grid of (N, 1 + T H W, C) tokens, the class token passed through (MViT's pool_skip)."""
+    return _pool_tokens(x, grid, lambda maps: maxpool(maps, kernel, stride, padding))[0]
+
+
+def _rel_distance(q, k):
+    """MViTv2's index of the relative position of each query (q of them) and key (k) along one axis."""
+    q_ratio, k_ratio = max(k / q, 1.0), max(q / k, 1.0)
+    return (np.arange(q)[:, None] * q_ratio - (np.arange(k)[None, :] + (1.0 - k)) * k_ratio).astype(np.int64)
+
+
+def pool_attention(x, grid, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, pool_q=None, pool_k=None,
+                   pool_v=None, rel_pos=None, residual_pool=False, eps=1e-6):
+    """Multi-head pooling attention (MViT; torchvision's MultiscaleAttention) on (N, 1 + T H W, C) tokens, a class
+    token and a `grid` of positions. pool_q, pool_k, pool_v: None, or (conv weight (D, 1, *kernel), layer-norm
+    weight, bias, stride) that pool each head's queries, keys or values over the grid (depthwise conv padded by
+    kernel // 2, then layer norm). rel_pos: None, or MViTv2's tables (h, w, t) of a decomposed relative position
+    bias; residual_pool adds the pooled queries to the result (not to the class token's)."""
+    n, tokens, _ = x.shape
+    out = len(proj_weight)
+    q, k, v = linear(x, qkv_weight, qkv_bias).reshape(n, tokens, 3, heads, out // heads).transpose(2, 0, 3, 1, 4)
+
+    def pooled(t, spec):
+        if spec is None:
+            return t, tuple(grid)
+        weight, norm_weight, norm_bias, stride = spec
+        padding = [size // 2 for size in weight.shape[2:]]
+        t, new_grid = _pool_tokens(t, grid, lambda maps: conv(maps, weight, None, stride, padding, groups=len(weight)))
+        return layernorm(t, norm_weight, norm_bias, eps), new_grid
+
+    k, k_grid = pooled(k, pool_k)
+    v = pooled(v, pool_v)[0]
+    q, q_grid = pooled(q, pool_q)
+    scores = np.matmul(q * np.float32(1 / math.sqrt(out // heads)), k.swapaxes(-1, -2))
+    if rel_pos is not None:
+        (qt, qh, qw), (kt, kh, kw) = q_grid, k_grid
+        rel_h, rel_w, rel_t = rel_pos
+        r_q = q[:, :, 1:].reshape(n, heads, qt, qh, qw, -1)
+        bias = (np.einsum("bythwc,hkc->bythwk", r_q, rel_h[_rel_distance(qh, kh)])[:, :, :, :, :, None, :, None]
+                + np.einsum("bythwc,wkc->bythwk", r_q, rel_w[_rel_distance(qw, kw)])[:, :, :, :, :, None, None, :]
+                + np.einsum("bythwc,tkc->bythwk", r_q, rel_t[_rel_distance(qt, kt)])[:, :, :, :, :, :, None, None])
+        scores[:, :, 1:, 1:] += bias.reshape(n, heads, qt * qh * qw, kt * kh * kw)
+    mixed = np.matmul(softmax(scores, axis=-1), v)  # (N, heads, 1 + pooled grid, D / heads)
+    if residual_pool:
+        mixed[:, :, 1:] += q[:, :, 1:]
+    return linear(mixed.transpose(0, 2, 1, 3).reshape(n, mixed.shape[2], out), proj_weight, proj_bias)

@@ -200,6 +200,138 @@ class SelfAttention(nn.MultiheadAttention):
         return super().forward(x, x, x, need_weights=False)[0]
 
 
+class SpaceTimeTokens(nn.Module):
+    """A (C, T, H, W) map as tokens: a learned class token, then every position (time, rows, columns), with
+    MViT's separable space-time position embedding when `positions` (torchvision's PositionalEncoding)."""
+
+    def __init__(self, dim, grid, positions=True):
+        super().__init__()
+        t, h, w = grid
+        self.positions = positions
+        self.class_token = nn.Parameter(torch.zeros(dim))
+        if positions:
+            self.spatial_pos = nn.Parameter(torch.zeros(h * w, dim))
+            self.temporal_pos = nn.Parameter(torch.zeros(t, dim))
+            self.class_pos = nn.Parameter(torch.zeros(dim))
+        for p in self.parameters():
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def forward(self, x):
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], 1, -1), x], dim=1)
+        if self.positions:
+            pos = (self.temporal_pos[:, None] + self.spatial_pos[None]).reshape(-1, x.shape[2])
+            x = x + torch.cat([self.class_pos[None], pos])
+        return x
+
+
+def pool_tokens(x, grid, pool, norm=None):
+    """x (..., 1 + T H W, C), a class token and a T x H x W grid of tokens: the grid pooled as (C, T, H, W) maps,
+    the class token put back in front, then `norm` on every token. Returns the tokens and the new grid."""
+    lead, c = x.shape[:-2], x.shape[-1]
+    grid_part = pool(x[..., 1:, :].transpose(-1, -2).reshape(-1, c, *grid))
+    new_grid = tuple(grid_part.shape[2:])
+    x = torch.cat([x[..., :1, :], grid_part.reshape(*lead, c, -1).transpose(-1, -2)], dim=-2)
+    return (x if norm is None else norm(x)), new_grid
+
+
+class TokenPool(nn.Module):
+    """Max pooling over the grid of a class token + T x H x W tokens, the class token passed through (MViT's
+    pool_skip)."""
+
+    def __init__(self, grid, kernel, stride, padding):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.pool = nn.MaxPool3d(kernel, stride, padding)
+
+    def forward(self, x):
+        return pool_tokens(x, self.grid, self.pool)[0]
+
+
+class TokenConvPool(nn.Module):
+    """MViT's attention pooling of one of Q, K, V: a depthwise 3D conv over each head's grid (padding kernel // 2),
+    then layer norm (torchvision's Pool, with its module names)."""
+
+    def __init__(self, dim, kernel, stride, eps=1e-6):
+        super().__init__()
+        self.pool = nn.Conv3d(dim, dim, kernel, stride=stride, padding=[k // 2 for k in kernel], groups=dim,
+                              bias=False)
+        self.norm_act = nn.Sequential(nn.LayerNorm(dim, eps=eps))
+
+    def forward(self, x, grid):
+        return pool_tokens(x, grid, self.pool, self.norm_act)
+
+
+def add_rel_pos(attn, q, q_grid, k_grid, rel_pos_h, rel_pos_w, rel_pos_t):
+    """MViTv2's decomposed relative position bias, added to the scores between grid tokens (torchvision's
+    _add_rel_pos, whose tables here always have the sizes the grids need)."""
+    (qt, qh, qw), (kt, kh, kw) = q_grid, k_grid
+
+    def distance(qn, kn):
+        q_ratio, k_ratio = max(kn / qn, 1.0), max(qn / kn, 1.0)
+        return (torch.arange(qn)[:, None] * q_ratio - (torch.arange(kn)[None, :] + (1.0 - kn)) * k_ratio).long()
+
+    rh, rw, rt = rel_pos_h[distance(qh, kh)], rel_pos_w[distance(qw, kw)], rel_pos_t[distance(qt, kt)]
+    b, heads, _, dim = q.shape
+    r_q = q[:, :, 1:].reshape(b, heads, qt, qh, qw, dim)
+    rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, rh)
+    rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, rw)
+    r_q = r_q.permute(2, 0, 1, 3, 4, 5).reshape(qt, b * heads * qh * qw, dim)
+    rel_t = torch.matmul(r_q, rt.transpose(1, 2)).transpose(0, 1)
+    rel_t = rel_t.view(b, heads, qh, qw, qt, kt).permute(0, 1, 4, 2, 3, 5)
+    rel = (rel_h[:, :, :, :, :, None, :, None] + rel_w[:, :, :, :, :, None, None, :]
+           + rel_t[:, :, :, :, :, :, None, None]).reshape(b, heads, qt * qh * qw, kt * kh * kw)
+    attn[:, :, 1:, 1:] += rel
+    return attn
+
+
+class PoolingAttention(nn.Module):
+    """Multi-head pooling attention on a class token + T x H x W grid of tokens (MViT; torchvision's
+    MultiscaleAttention): Q, K, V each pooled over the grid where their kernel or stride is not 1, MViTv2's
+    relative position bias and pooled-query residual when asked."""
+
+    def __init__(self, dim, out, heads, grid, kernel_q=1, stride_q=1, kernel_kv=1, stride_kv=1,
+                 residual_pool=False, rel_pos=False, eps=1e-6, dropout=0.0):
+        super().__init__()
+        kernel_q, stride_q, kernel_kv, stride_kv = (v if isinstance(v, (tuple, list)) else (v,) * 3
+                                                    for v in (kernel_q, stride_q, kernel_kv, stride_kv))
+        head_dim = out // heads
+        self.heads, self.grid, self.residual_pool = heads, tuple(grid), residual_pool
+        self.scale = 1.0 / math.sqrt(head_dim)
+        self.qkv = nn.Linear(dim, 3 * out)
+        self.project = nn.Sequential(nn.Linear(out, out), *([nn.Dropout(dropout, inplace=True)] if dropout else []))
+        self.pool_q = self.pool_k = self.pool_v = None
+        if math.prod(kernel_q) > 1 or math.prod(stride_q) > 1:
+            self.pool_q = TokenConvPool(head_dim, kernel_q, stride_q, eps)
+        if math.prod(kernel_kv) > 1 or math.prod(stride_kv) > 1:
+            self.pool_k = TokenConvPool(head_dim, kernel_kv, stride_kv, eps)
+            self.pool_v = TokenConvPool(head_dim, kernel_kv, stride_kv, eps)
+        self.rel_pos_h = self.rel_pos_w = self.rel_pos_t = None
+        if rel_pos:
+            size = max(grid[1:])
+            spatial = 2 * max(size // stride_q[1], size // stride_kv[1]) - 1
+            self.rel_pos_h = nn.Parameter(nn.init.trunc_normal_(torch.empty(spatial, head_dim), std=0.02))
+            self.rel_pos_w = nn.Parameter(nn.init.trunc_normal_(torch.empty(spatial, head_dim), std=0.02))
+            self.rel_pos_t = nn.Parameter(nn.init.trunc_normal_(torch.empty(2 * grid[0] - 1, head_dim), std=0.02))
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, -1).transpose(1, 3).unbind(dim=2)
+        q_grid = k_grid = self.grid
+        if self.pool_k is not None:
+            k, k_grid = self.pool_k(k, self.grid)
+            v = self.pool_v(v, self.grid)[0]
+        if self.pool_q is not None:
+            q, q_grid = self.pool_q(q, self.grid)
+        attn = torch.matmul(self.scale * q, k.transpose(2, 3))
+        if self.rel_pos_h is not None:
+            attn = add_rel_pos(attn, q, q_grid, k_grid, self.rel_pos_h, self.rel_pos_w, self.rel_pos_t)
+        x = torch.matmul(attn.softmax(dim=-1), v)
+        if self.residual_pool:
+            x[:, :, 1:] += q[:, :, 1:]
+        return self.project(x.transpose(1, 2).reshape(b, x.shape[2], -1))
+
+
 class StochasticDepth(nn.Module):
     """Drops the whole input per sample (row) or per batch while training (Huang et al. 2016)."""
 
@@ -222,11 +354,12 @@ def patch_merge(x):
     return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
 
 
-def shifted_window_attention(x, qkv, proj, bias, window, heads, shift, attention_dropout=0.0, dropout=0.0,
-                             training=False):
+def shifted_window_attention(x, qkv_weight, proj_weight, bias, window, heads, shift, attention_dropout=0.0, dropout=0.0,
+                             qkv_bias=None, proj_bias=None, logit_scale=None, training=False):
     """Self-attention within windows of a (N, H, W, C) map, shifted cyclically by `shift` (Swin; as torchvision's
     shifted_window_attention): padded to whole windows, no shift along an axis that one window covers, tokens
-    the shift brought together from opposite borders masked apart."""
+    the shift brought together from opposite borders masked apart. With `logit_scale`, Swin V2's scaled cosine
+    attention (and no key bias)."""
     n, h, w, c = x.shape
     x = F.pad(x, (0, 0, 0, (window - w % window) % window, 0, (window - h % window) % window))
     _, ph, pw, _ = x.shape
@@ -236,8 +369,17 @@ def shifted_window_attention(x, qkv, proj, bias, window, heads, shift, attention
     windows = (ph // window) * (pw // window)
     x = x.view(n, ph // window, window, pw // window, window, c).permute(0, 1, 3, 2, 4, 5)
     x = x.reshape(n * windows, window * window, c)
-    q, k, v = qkv(x).reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-    attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1)) + bias
+    if logit_scale is not None and qkv_bias is not None:
+        qkv_bias = qkv_bias.clone()
+        qkv_bias[c:2 * c].zero_()
+    qkv = F.linear(x, qkv_weight, qkv_bias)
+    q, k, v = qkv.reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    if logit_scale is not None:
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        attn = attn * torch.clamp(logit_scale, max=math.log(100.0)).exp()
+    else:
+        attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
+    attn = attn + bias
     if sum(shifts) > 0:
         mask = x.new_zeros((ph, pw))
         count = 0
@@ -252,7 +394,7 @@ def shifted_window_attention(x, qkv, proj, bias, window, heads, shift, attention
         attn = attn.view(-1, heads, x.size(1), x.size(1))
     attn = F.dropout(F.softmax(attn, dim=-1), p=attention_dropout, training=training)
     x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
-    x = F.dropout(proj(x), p=dropout, training=training)
+    x = F.dropout(F.linear(x, proj_weight, proj_bias), p=dropout, training=training)
     x = x.view(n, ph // window, pw // window, window, window, c).permute(0, 1, 3, 2, 4, 5).reshape(n, ph, pw, c)
     if sum(shifts) > 0:
         x = torch.roll(x, shifts=(shifts[0], shifts[1]), dims=(1, 2))
@@ -269,17 +411,49 @@ class ShiftedWindowAttention(nn.Module):
         self.attention_dropout, self.dropout = attention_dropout, dropout
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.define_relative_position_bias_table()
         w = window_size
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * w - 1) ** 2, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         coords = torch.stack(torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")).flatten(1)
         relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (w - 1)
         self.register_buffer("relative_position_index", (relative[:, :, 0] * (2 * w - 1) + relative[:, :, 1]).flatten())
 
-    def forward(self, x):
-        n = self.window_size ** 2
-        bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1)
-        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
-        return shifted_window_attention(x, self.qkv, self.proj, bias, self.window_size, self.num_heads,
-                                        self.shift_size, self.attention_dropout, self.dropout, self.training)
+    def define_relative_position_bias_table(self):
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * self.window_size - 1) ** 2, self.num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
+    def position_bias(self, table):
+        n = self.window_size ** 2
+        return table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+
+    def forward(self, x):
+        return shifted_window_attention(x, self.qkv.weight, self.proj.weight,
+                                        self.position_bias(self.relative_position_bias_table), self.window_size,
+                                        self.num_heads, self.shift_size, self.attention_dropout, self.dropout,
+                                        self.qkv.bias, self.proj.bias, training=self.training)
+
+
+class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+    """Swin V2's window attention: scaled cosine attention, a position bias from a small MLP over log-spaced
+    relative coordinates (torchvision's ShiftedWindowAttentionV2, square windows)."""
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True, attention_dropout=0.0,
+                 dropout=0.0):
+        super().__init__(dim, window_size, shift_size, num_heads, qkv_bias, proj_bias, attention_dropout, dropout)
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones((num_heads, 1, 1))))
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, 512, bias=True), nn.ReLU(inplace=True),
+                                     nn.Linear(512, num_heads, bias=False))
+        if qkv_bias:
+            self.qkv.bias[dim:2 * dim].data.zero_()
+
+    def define_relative_position_bias_table(self):
+        w = self.window_size
+        steps = torch.arange(-(w - 1), w, dtype=torch.float32)
+        table = torch.stack(torch.meshgrid([steps, steps], indexing="ij")).permute(1, 2, 0).contiguous().unsqueeze(0)
+        table = table / (w - 1) * 8  # normalised to -8 .. 8, then log-spaced
+        self.register_buffer("relative_coords_table", torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0)
+
+    def forward(self, x):
+        bias = 16 * torch.sigmoid(self.position_bias(self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)))
+        return shifted_window_attention(x, self.qkv.weight, self.proj.weight, bias, self.window_size, self.num_heads,
+                                        self.shift_size, self.attention_dropout, self.dropout, self.qkv.bias,
+                                        self.proj.bias, self.logit_scale, self.training)

@@ -274,11 +274,13 @@ EMITTERS: dict[str, TorchOp] = {
                                                     f"{render(ctx.attrs['init'])}))"),
                            call=lambda ctx, a: f"{a[-1]} * {a[0]}"),
     "window_attention": TorchOp(module=lambda ctx: ctor(
-        "ShiftedWindowAttention", (ctx.x.channels, ctx.attrs["window"], ctx.attrs["shift"], ctx.attrs["heads"]),
+        "ShiftedWindowAttentionV2" if ctx.attrs["cosine"] else "ShiftedWindowAttention",
+        (ctx.x.channels, ctx.attrs["window"], ctx.attrs["shift"], ctx.attrs["heads"]),
         options({"qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0, "dropout": 0.0},
                 qkv_bias=ctx.attrs["qkv_bias"], proj_bias=ctx.attrs["proj_bias"],
                 attention_dropout=ctx.attrs["attention_dropout"], dropout=ctx.attrs["dropout"])),
-        helpers=("ShiftedWindowAttention", "shifted_window_attention")),
+        helpers=("ShiftedWindowAttention", "shifted_window_attention"),
+        uses=lambda ctx: ("ShiftedWindowAttentionV2",) if ctx.attrs["cosine"] else ()),
     "patch_merge": TorchOp(call=lambda ctx, a: f"patch_merge({a[0]})", helpers=("patch_merge",)),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
@@ -345,6 +347,21 @@ EMITTERS: dict[str, TorchOp] = {
                                                  options({"dropout": 0.0, "bias": True}, dropout=ctx.attrs["dropout"],
                                                          bias=ctx.attrs["bias"])),
                          helpers=("SelfAttention",)),
+    "spacetime_tokens": TorchOp(module=lambda ctx: ctor("SpaceTimeTokens", (ctx.x.channels, ctx.x.spatial),
+                                                        options({"positions": True}, positions=ctx.attrs["positions"])),
+                                helpers=("SpaceTimeTokens",)),
+    "token_pool": TorchOp(module=lambda ctx: ctor("TokenPool", (
+        list(ctx.attrs["grid"]), ctx.attrs["kernel"],
+        ctx.attrs["kernel"] if ctx.attrs["stride"] is None else ctx.attrs["stride"], ctx.attrs["pad"])),
+        helpers=("TokenPool", "pool_tokens")),
+    "pool_attention": TorchOp(module=lambda ctx: ctor("PoolingAttention", (
+        ctx.x.shape[1], ctx.out.shape[1], ctx.attrs["heads"], list(ctx.attrs["grid"])),
+        options({"kernel_q": 1, "stride_q": 1, "kernel_kv": 1, "stride_kv": 1, "residual_pool": False,
+                 "rel_pos": False, "eps": 1e-6, "dropout": 0.0},
+                **{k: ctx.attrs[k] for k in ("kernel_q", "stride_q", "kernel_kv", "stride_kv", "residual_pool",
+                                             "rel_pos", "eps", "dropout")})),
+        helpers=("PoolingAttention", "TokenConvPool", "pool_tokens"),
+        uses=lambda ctx: ("add_rel_pos",) if ctx.attrs["rel_pos"] else ()),
 }
 
 

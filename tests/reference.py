@@ -232,6 +232,7 @@ PUBLISHED = {
     "r3d_18": 33_371_472, "mc3_18": 11_695_440, "r2plus1d_18": 31_505_325,
     "convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464,
     "convnext_large": 197_767_336, "swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
+    "swin_v2_t": 28_351_570, "swin_v2_s": 49_737_442, "swin_v2_b": 87_930_848,
     # with the auxiliary FCNHead, as the COCO-trained weights (their meta)
     "fcn_resnet50": 35_322_218, "fcn_resnet101": 54_314_346,
     # issue 11: torchvision's documentation, each also its weights' meta["num_params"] (WEIGHTS); Inception v3's
@@ -268,7 +269,8 @@ WEIGHTS = {
         "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
         *[f"efficientnet_b{k}" for k in range(8)],
         "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32",
-        "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "swin_t", "swin_s", "swin_b"]},
+        "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "swin_t", "swin_s", "swin_b",
+        "swin_v2_t", "swin_v2_s", "swin_v2_b"]},
     "vit_h_14": tvm.ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1,
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18"]},
     # COCO-trained, with Pascal VOC's 21 classes, at 520x520

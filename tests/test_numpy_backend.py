@@ -226,6 +226,7 @@ CASES = [
     m("layer_scale", "residual", {"x": "6x4x5"}, "t: (x -> conv(6, 1) -> layer_scale(0.5)) + x"),
     c("window_attention", "shifted", "8x14x14", "channels_last -> window_attention(2, 7, 3) -> channels_first"),
     c("window_attention", "padded", "8x9x10", "channels_last -> window_attention(4, 4, 2, qkv_bias=false)"),
+    c("window_attention", "v2-cosine", "8x12x12", "channels_last -> window_attention(2, 8, 4, cosine=true)"),
     c("patch_merge", "odd", "4x5x6", "channels_last -> patch_merge"),
     c("upsample", "nearest-2d", "3x5x7", "upsample(scale=2)"),
     c("upsample", "nearest-to-size", "3x5x7", "upsample(size=[12, 9])"),
@@ -448,8 +449,8 @@ REDUCED = {
     "r3d.cnn": ["3x4x32x32", "3x8x32x32"], "resnet.cnn": ["3x64x64"], "shufflenet_v2.cnn": ["3x64x64"],
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
     "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"],
-}
     "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
+}
 FAST = {"lecun1989", "lenet5", "m3", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
         "mobilenet_v1_025", "efficientnet_b0"}
 

@@ -287,6 +287,9 @@ CASES: list[Case] = [
     Case("window_attention", "one-window-no-bias", {"x": "6x5x5"},
          "x -> channels_last -> t: window_attention(3, 7, 3, qkv_bias=false, proj_bias=false)",
          lambda: swin_attention(6, 7, 3, 3, qkv_bias=False, proj_bias=False), tokens=False),
+    Case("window_attention", "v2-cosine", {"x": "8x12x12"},
+         "x -> channels_last -> t: window_attention(2, 8, 4, cosine=true)",
+         lambda: swin_attention(8, 8, 4, 2, version=2), tokens=False),
     Case("patch_merge", "odd", {"x": "4x5x6"}, "x -> channels_last -> t: patch_merge",
          lambda: Ref(swin_patch_merge), tokens=False),
     # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
@@ -1035,11 +1038,12 @@ def test_channels_last_maps_are_refused_by_ops_that_read_the_layout(tmp_path):
         build(tmp_path, {"x": "6x4x4"}, "x -> t: channels_first")
 
 
-def swin_attention(dim: int, window: int, shift: int, heads: int, **kwargs) -> Ref:
-    """torchvision's ShiftedWindowAttention on an (N, H, W, C) map (its input is channels last)."""
-    from torchvision.models.swin_transformer import ShiftedWindowAttention
+def swin_attention(dim: int, window: int, shift: int, heads: int, version: int = 1, **kwargs) -> Ref:
+    """torchvision's ShiftedWindowAttention (or V2) on an (N, H, W, C) map (its input is channels last)."""
+    from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
-    attention = ShiftedWindowAttention(dim, [window, window], [shift, shift], heads, **kwargs).eval()
+    kind = ShiftedWindowAttentionV2 if version == 2 else ShiftedWindowAttention
+    attention = kind(dim, [window, window], [shift, shift], heads, **kwargs).eval()
     ref = as_ref(attention)
     return Ref(lambda x: attention(x.permute(0, 2, 3, 1)), ref.params, ref.fixed, ref.buffers)
 

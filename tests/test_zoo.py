@@ -25,10 +25,10 @@ WITH_REFERENCE = [preset for preset in ZOO if preset not in NO_REFERENCE]
 # torchvision's GoogLeNet makes aux1 and aux2 after inception5b; its ViT's class token, a Parameter of the top
 # module, comes before the children (conv_proj) in the state_dict; so does each ConvNeXt block's layer_scale,
 # which the block applies after its `block` Sequential; Swin's PatchMerging makes `reduction` before the `norm`
-# it applies first.
+# it applies first, and Swin V2's blocks make `norm1` before the `attn` it follows.
 REGISTRATION_ORDER = {"googlenet", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14",
                       "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
-                      "swin_t", "swin_s", "swin_b"}
+                      "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"}
 # torchvision's GoogLeNet and Inception v3 run their auxiliary classifiers (outputs of the preset) in training mode
 # only.
 TRAINING_MODE = {"googlenet", "inception_v3"}

@@ -1,7 +1,7 @@
-"""Swin Transformer (Liu et al. 2021) against torchvision's swin_t/s/b: weights load strictly and outputs are
-equal, at 224x224 (shifted windows in the first three stages, one window covering the last) and at 64x64
-(maps padded to whole windows); drop probabilities are torchvision's. Parameters, buffers, state_dict, MACs
-and the documented GFLOPS: tests/test_zoo.py."""
+"""Swin Transformer V1 and V2 (Liu et al. 2021, 2022) against torchvision's swin_t/s/b and swin_v2_t/s/b: weights
+load strictly and outputs are equal, at the presets' inputs (shifted windows in the first three stages, one window
+covering the last) and at 64x64 (maps padded to whole windows); drop probabilities are torchvision's.
+Parameters, buffers, state_dict, MACs and the documented GFLOPS: tests/test_zoo.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import cnndsl
 
 @pytest.mark.parametrize("preset, size", [("swin_t", 64), pytest.param("swin_t", 224, marks=pytest.mark.slow),
                                           pytest.param("swin_s", 64, marks=pytest.mark.slow),
-                                          pytest.param("swin_b", 64, marks=pytest.mark.slow)])
+                                          pytest.param("swin_b", 64, marks=pytest.mark.slow),
+                                          ("swin_v2_t", 64), pytest.param("swin_v2_t", 256, marks=pytest.mark.slow),
+                                          pytest.param("swin_v2_b", 64, marks=pytest.mark.slow)])
 def test_generated_swin_loads_torchvisions_weights_and_gives_its_outputs(preset, size, torch_on_one_thread):
     torch.manual_seed(0)
     reference = getattr(tvm, preset)(weights=None).eval()

@@ -39,41 +39,57 @@ def attention_shape(call: OpCall) -> TensorType:
 
 
 def attention_params(call: OpCall) -> list[Param]:
-    """In torchvision's state_dict order: the module's own table and index, then qkv and proj."""
-    a, c, w = call.attrs, call.x.channels, call.attrs["window"]
-    params = [Param("relative_position_bias_table", ((2 * w - 1) ** 2, a["heads"])),
-              Param("relative_position_index", (w ** 4,), "buffer"), Param("qkv.weight", (3 * c, c))]
+    """In torchvision's state_dict order: the module's own parameters and buffers, then qkv, proj (and V2's MLP)."""
+    a, c, w, h = call.attrs, call.x.channels, call.attrs["window"], call.attrs["heads"]
+    if a["cosine"]:  # V2: a learned logit scale; the bias comes from an MLP over a fixed table of coordinates
+        params = [Param("logit_scale", (h, 1, 1)),
+                  Param("relative_coords_table", (1, 2 * w - 1, 2 * w - 1, 2), "buffer")]
+    else:
+        params = [Param("relative_position_bias_table", ((2 * w - 1) ** 2, h))]
+    params += [Param("relative_position_index", (w ** 4,), "buffer"), Param("qkv.weight", (3 * c, c))]
     if a["qkv_bias"]:
         params.append(Param("qkv.bias", (3 * c,)))
     params.append(Param("proj.weight", (c, c)))
     if a["proj_bias"]:
         params.append(Param("proj.bias", (c,)))
+    if a["cosine"]:
+        params += [Param("cpb_mlp.0.weight", (CPB_HIDDEN, 2)), Param("cpb_mlp.0.bias", (CPB_HIDDEN,)),
+                   Param("cpb_mlp.2.weight", (h, CPB_HIDDEN))]
     return params
 
 
+CPB_HIDDEN = 512  # Swin V2's continuous position bias MLP: 2 -> 512 -> heads
+
+
 def attention_macs(call: OpCall) -> int:
-    """On the padded map (P positions, P / w^2 windows): qkv P*C*3C, Q K^T and A V 2*P*w^2*C, proj P*C*C."""
-    w, c = call.attrs["window"], call.x.channels
+    """On the padded map (P positions, P / w^2 windows): qkv P*C*3C, Q K^T and A V 2*P*w^2*C, proj P*C*C; V2's
+    position-bias MLP on its (2w - 1)^2 coordinates adds (2w - 1)^2 * 512 * (2 + heads)."""
+    a, w, c = call.attrs, call.attrs["window"], call.x.channels
     positions = padded(call.x.spatial[0], w) * padded(call.x.spatial[1], w)
-    return positions * c * 3 * c + 2 * positions * w * w * c + positions * c * c
+    macs = positions * c * 3 * c + 2 * positions * w * w * c + positions * c * c
+    if a["cosine"]:
+        macs += (2 * w - 1) ** 2 * CPB_HIDDEN * (2 + a["heads"])
+    return macs
 
 
 window_attention = OpSpec(
     "window_attention", "Shifted-window multi-head self-attention with a relative position bias (Swin "
-                        "Transformer; torchvision's ShiftedWindowAttention) on an HxWxC map.",
+                        "Transformer; torchvision's ShiftedWindowAttention, or ShiftedWindowAttentionV2 with "
+                        "cosine=true) on an HxWxC map.",
     args=(Arg("heads", integer(), doc="attention heads"),
           Arg("window", integer(), 7, "window size (square)"),
           Arg("shift", integer(0), 0, "cyclic shift of the windows (window // 2 in every other block)"),
           Arg("qkv_bias", boolean, True, "bias in the query, key and value projection"),
           Arg("proj_bias", boolean, True, "bias in the output projection"),
           Arg("attention_dropout", number(minimum=0.0, below=1.0), 0.0, "dropout on the attention weights"),
-          Arg("dropout", number(minimum=0.0, below=1.0), 0.0, "dropout on the output")),
+          Arg("dropout", number(minimum=0.0, below=1.0), 0.0, "dropout on the output"),
+          Arg("cosine", boolean, False, "Swin V2: scaled cosine attention and a continuous position bias (an MLP)")),
     shape=attention_shape, params=attention_params, macs=attention_macs,
     flops=lambda c: 2 * attention_macs(c) + 4 * c.attrs["heads"] * padded(c.x.spatial[0], c.attrs["window"])
     * padded(c.x.spatial[1], c.attrs["window"]) * c.attrs["window"] ** 2,
     flops_doc="2 per MAC plus 4 per attention score (scale, bias, exp and normalise)",
     rf=lambda c: Tiles((c.attrs["window"],) * 2, effective_shifts(c)),
-    traits=frozenset({ANY_LAYOUT}), category="attention", shown=("heads", "window", "shift"),
+    traits=frozenset({ANY_LAYOUT}), category="attention", shown=("heads", "window", "shift", "cosine"),
 )
 
 
