@@ -113,12 +113,14 @@ def test_presets_take_torchvisions_crop_size_and_cite_the_paper(capsys):
     assert all(CITATION[family_of(preset)] in listed[preset] for preset in PRESETS)
 
 
-@pytest.mark.parametrize("name", ["squeezenet", "mnasnet", "regnet", "efficientnet_v2", "inception_v3"])
-def test_files_open_with_a_comment_citing_the_paper(name):
-    text = cnndsl.load(f"{name}_s" if name == "efficientnet_v2" else FAMILIES[name][0]).source
-    with open(text, encoding="utf-8") as f:
-        head = f.read().split("\n\n")[0]
-    assert head.startswith("# ") and "arXiv:" in head and "torchvision" in f"{head}{f.name}"
+@pytest.mark.parametrize("family", ["squeezenet", "mnasnet", "regnet", "efficientnet_v2", "inception_v3"])
+def test_files_open_with_a_comment_citing_the_paper(family):
+    # the first paragraph: authors, year, title, arXiv (docs/gen_zoo.py shows it); torchvision's departures follow
+    with open(cnndsl.load(FAMILIES[family][0]).source, encoding="utf-8") as f:
+        text = f.read()
+    head = text.split("\n#\n")[0]
+    assert head.startswith("# ") and "arXiv:" in head and CITATION[family].split(" et al.")[0].split(" &")[0] in head
+    assert "torchvision" in text.split("\n\n")[0]
 
 
 # (Inception v3, whose generated model returns both outputs: test_inception_v3_aux_logits_... below)
@@ -197,10 +199,10 @@ def test_squeezenet_is_the_papers_table_1(ours):
 
 def test_squeezenet_1_1_costs_2_4_times_less(ours):
     # the authors' README of SqueezeNet v1.1 (github.com/forresti/SqueezeNet): "2.4x less computation than
-    # SqueezeNet v1.0, without sacrificing accuracy"
+    # SqueezeNet v1.0, without sacrificing accuracy"; 2.35 times in MACs, within 3% of that figure
     _, v10 = ours("squeezenet1_0")
     _, v11 = ours("squeezenet1_1")
-    assert round(v10["macs"] / v11["macs"], 1) == 2.3 or round(v10["macs"] / v11["macs"], 1) == 2.4
+    assert v10["macs"] / v11["macs"] == pytest.approx(2.4, rel=0.03)
 
 
 # ---------------------------------------------------------------- MnasNet
