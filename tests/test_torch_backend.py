@@ -280,7 +280,7 @@ def test_source_parses_and_imports_only_torch_and_the_standard_library(name):
     for module in imported:
         root = module.split(".")[0]
         assert module in ALLOWED_TORCH or (root in sys.stdlib_module_names and root != "torch"), module
-    assert "import torch" in compiled(name).source
+    assert any(module == "torch" or module.startswith("torch.") for module in imported)
 
 
 @pytest.mark.parametrize("name", PRESETS)
