@@ -360,8 +360,7 @@ EMITTERS: dict[str, TorchOp] = {
                  "rel_pos": False, "eps": 1e-6, "dropout": 0.0},
                 **{k: ctx.attrs[k] for k in ("kernel_q", "stride_q", "kernel_kv", "stride_kv", "residual_pool",
                                              "rel_pos", "eps", "dropout")})),
-        helpers=("PoolingAttention", "TokenConvPool", "pool_tokens"),
-        uses=lambda ctx: ("add_rel_pos",) if ctx.attrs["rel_pos"] else ()),
+        helpers=("PoolingAttention", "TokenConvPool", "pool_tokens", "add_rel_pos")),
 }
 
 

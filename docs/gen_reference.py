@@ -205,6 +205,34 @@ NOTES: dict[str, dict[str, str]] = {
         "macs": "4 N D^2 (the Q, K, V and output projections) + 2 N^2 D (Q K^T and the weighted sum of V)",
         "rf": "global",
     },
+    "spacetime_tokens": {
+        "inputs": "one CxTxHxW map",
+        "shape": "a token sequence (1 + T H W) x C: the class token, then the positions (time, rows, columns)",
+        "params": "`class_token` C; with `positions`, `spatial_pos` (H W) x C, `temporal_pos` T x C, `class_pos` "
+                  "C (torchvision's PositionalEncoding)",
+        "rf": "pointwise: each token keeps its position's field (carried on, not shown, through the tokens)",
+    },
+    "token_pool": {
+        "inputs": "a token sequence (1 + T H W) x D: a class token and the grid `grid` = [T, H, W]",
+        "shape": "(1 + T' H' W') x D, each grid axis pooled as maxpool's rule (floor mode)",
+        "rf": "a window: kernel, stride and padding per grid axis, carried on through the tokens",
+    },
+    "pool_attention": {
+        "inputs": "a token sequence (1 + T H W) x C: a class token and the grid `grid` = [T, H, W]; `out` "
+                  "divisible by `heads`",
+        "shape": "(1 + T' H' W') x out, where T' H' W' is the grid after the query pooling: per axis "
+                 "floor((size + 2 (kernel // 2) - kernel) / stride) + 1 (unchanged without query pooling); with "
+                 "`rel_pos`, the grids must need relative position tables of torchvision's sizes (a square grid "
+                 "whose sides the strides divide), which torchvision would otherwise interpolate",
+        "params": "with `rel_pos`: `rel_pos_h`, `rel_pos_w` (2 max(H/stride_q, H/stride_kv) - 1) x d and `rel_pos_t` "
+                  "(2T - 1) x d, d = out / heads; `qkv.weight` 3 out x C, `qkv.bias` 3 out, `project.0.weight` "
+                  "out x out, `project.0.bias` out; for each of q, k, v that is pooled (kernel or stride not 1): "
+                  "`pool_q.pool.weight` d x 1 x kernel, `pool_q.norm_act.0.weight` d and `.bias` d (likewise "
+                  "`pool_k`, `pool_v`), as torchvision's MultiscaleAttention",
+        "macs": "N C 3 out (qkv) + out x (pooled grid) x (kernel volume) per pooling conv + 2 Nq Nk out (Q K^T, "
+                "A V) + out x (query grid) x (Tk + Hk + Wk) with `rel_pos` + Nq out^2 (project)",
+        "rf": "global",
+    },
 }
 for _name in ("relu", "relu6", "leaky_relu", "tanh", "scaled_tanh", "sigmoid", "hardsigmoid", "silu", "hardswish",
               "gelu"):
@@ -241,6 +269,12 @@ EXAMPLES: dict[str, tuple[dict[str, str], str]] = {
     "class_token": ({"x": "tokens 196x768"}, "x -> class_token"),
     "pos_embedding": ({"x": "tokens 197x768"}, "x -> pos_embedding"),
     "attention": ({"x": "tokens 197x768"}, "x -> attention(12)"),
+    "spacetime_tokens": ({"x": "96x8x56x56"}, "x -> spacetime_tokens"),
+    "token_pool": ({"x": "tokens 25089x96"},
+                   "x -> token_pool([8, 56, 56], [1, 3, 3], stride=[1, 2, 2], pad=[0, 1, 1])"),
+    "pool_attention": ({"x": "tokens 25089x96"},
+                       "x -> pool_attention(1, [8, 56, 56], out=192, kernel_q=3, stride_q=[1, 2, 2], kernel_kv=3, "
+                       "stride_kv=[1, 4, 4])"),
     "scaled_tanh": ({"x": "6x28x28"}, "x -> scaled_tanh"),
     "leaky_relu": ({"x": "64x56x56"}, "x -> leaky_relu(0.1)"),
 }

@@ -251,7 +251,7 @@ PUBLISHED = {
     "regnet_y_32gf": 145_046_770,
     "regnet_y_128gf": 644_812_894,
     # issue 11, video: torchvision's documentation, each also its Kinetics-400 weights' meta["num_params"]
-    "s3d": 8_320_048,
+    "s3d": 8_320_048, "mvit_v1_b": 36_610_672, "mvit_v2_s": 34_537_744,
 }
 
 # torchvision's weights of each preset's network at the preset's input, whose meta gives the published
@@ -281,8 +281,8 @@ WEIGHTS = {
         "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "inception_v3",
         *[name for name in REGNETS if name != "regnet_y_128gf"]]},
     "regnet_y_128gf": tvm.RegNet_Y_128GF_Weights.IMAGENET1K_SWAG_LINEAR_V1,
-    # Kinetics-400, at the clip of its documented "_ops": S3D 16x224x224
-    "s3d": tvm.get_model_weights("s3d").KINETICS400_V1,
+    # Kinetics-400, at the clip of its documented "_ops": S3D and MViT 16x224x224
+    **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["s3d", "mvit_v1_b", "mvit_v2_s"]},
 }
 
 

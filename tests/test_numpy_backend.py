@@ -307,6 +307,15 @@ CASES = [
     c("patch_embed", "vit", "3x32x32", "patch_embed(48, 8)"),
     c("patch_embed", "rectangular", "3x16x24", "patch_embed(20, 4)"),
     c("class_token", "vit", "tokens 16x48", "class_token"),
+    c("spacetime_tokens", "mvit-v1", "8x2x3x4", "spacetime_tokens"),
+    c("spacetime_tokens", "no-positions", "8x3x2x2", "spacetime_tokens(positions=false)"),
+    c("token_pool", "pool-skip", "tokens 25x8", "token_pool([2, 3, 4], [1, 3, 3], stride=[1, 2, 2], pad=[0, 1, 1])"),
+    c("pool_attention", "v1-pooled", "tokens 129x16",
+      "pool_attention(2, [2, 8, 8], kernel_q=3, stride_q=[1, 2, 2], kernel_kv=3, stride_kv=[1, 4, 4])"),
+    c("pool_attention", "v2-relative-residual-wider", "tokens 129x16",
+      "pool_attention(2, [2, 8, 8], out=32, kernel_q=3, kernel_kv=3, stride_kv=[1, 2, 2], residual_pool=true, "
+      "rel_pos=true)"),
+    c("pool_attention", "unpooled", "tokens 7x16", "pool_attention(4, [1, 2, 3])"),
     c("pos_embedding", "vit", "tokens 17x48", "pos_embedding"),
     c("attention", "heads", "tokens 10x16", "attention(4)"),
     c("attention", "no-bias", "tokens 7x12", "attention(3, dropout=0.1, bias=false)"),
@@ -450,6 +459,7 @@ REDUCED = {
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
     "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"],
     "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
+    "mvit.cnn": ["3x4x64x64"],  # a 2x16x16 grid: square, its sides divided by every stride (relative positions)
 }
 FAST = {"lecun1989", "lenet5", "m3", "resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5",
         "mobilenet_v1_025", "efficientnet_b0"}

@@ -397,6 +397,22 @@ CASES: list[Case] = [
     case("attention", "heads", "tokens 10x16", "attention(4)", lambda: SelfAttention(16, 4, batch_first=True)),
     case("attention", "no-bias", "tokens 7x12", "attention(3, dropout=0.1, bias=false)",
          lambda: SelfAttention(12, 3, dropout=0.1, bias=False, batch_first=True)),
+    # ---- MViT: tokens of a video grid, pooled residuals, pooling attention (torchvision's modules)
+    case("spacetime_tokens", "mvit-v1", "8x2x3x4", "spacetime_tokens", lambda: mvit_tokens(8, 2, 3, 4, True),
+         tokens=True),
+    case("spacetime_tokens", "no-positions", "8x3x2x2", "spacetime_tokens(positions=false)",
+         lambda: mvit_tokens(8, 3, 2, 2, False), tokens=True),
+    case("token_pool", "pool-skip", "tokens 25x8", "token_pool([2, 3, 4], [1, 3, 3], stride=[1, 2, 2], pad=[0, 1, 1])",
+         lambda: mvit_pool_skip((2, 3, 4), [1, 3, 3], [1, 2, 2])),
+    case("pool_attention", "v1-pooled", "tokens 129x16",
+         "pool_attention(2, [2, 8, 8], kernel_q=3, stride_q=[1, 2, 2], kernel_kv=3, stride_kv=[1, 4, 4])",
+         lambda: mvit_attention((2, 8, 8), 16, 16, 2, [3, 3, 3], [1, 2, 2], [3, 3, 3], [1, 4, 4])),
+    case("pool_attention", "v2-relative-residual-wider", "tokens 129x16",
+         "pool_attention(2, [2, 8, 8], out=32, kernel_q=3, kernel_kv=3, stride_kv=[1, 2, 2], residual_pool=true, "
+         "rel_pos=true)",
+         lambda: mvit_attention((2, 8, 8), 16, 32, 2, [3, 3, 3], [1, 1, 1], [3, 3, 3], [1, 2, 2], v2=True)),
+    case("pool_attention", "unpooled", "tokens 7x16", "pool_attention(4, [1, 2, 3])",
+         lambda: mvit_attention((1, 2, 3), 16, 16, 4, [], [], [], [])),
 ]
 
 
@@ -792,7 +808,8 @@ MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool
                 "conv_transpose": "conv_transpose(2, 2, stride=2)", "pixel_shuffle": "pixel_shuffle(2)",
                 "pixel_unshuffle": "pixel_unshuffle(2)", "channels_first": "channels_last -> channels_first",
                 "patch_merge": "channels_last -> patch_merge",
-                "window_attention": "channels_last -> window_attention(2, 3)"}
+                "window_attention": "channels_last -> window_attention(2, 3)",
+                "token_pool": "token_pool([1, 1, 3], 1)", "pool_attention": "pool_attention(2, [1, 1, 3])"}
 RANKS = ["8", "4x6", "4x6x6", "4x4x6x6", "tokens 4x8"]
 
 
@@ -1046,6 +1063,34 @@ def swin_attention(dim: int, window: int, shift: int, heads: int, version: int =
     attention = kind(dim, [window, window], [shift, shift], heads, **kwargs).eval()
     ref = as_ref(attention)
     return Ref(lambda x: attention(x.permute(0, 2, 3, 1)), ref.params, ref.fixed, ref.buffers)
+
+
+def mvit_tokens(dim: int, t: int, h: int, w: int, positions: bool) -> Ref:
+    """torchvision's MViT: conv_proj's map flattened to tokens, then its PositionalEncoding."""
+    from torchvision.models.video.mvit import PositionalEncoding
+
+    encoding = PositionalEncoding(dim, (h, w), t, rel_pos_embed=not positions)
+    ref = as_ref(encoding)
+    return Ref(lambda x: encoding(x.flatten(2).transpose(1, 2)), ref.params)
+
+
+def mvit_pool_skip(grid, kernel, stride) -> Ref:
+    """torchvision's MultiscaleBlock.pool_skip: a max pool over the grid, the class token kept."""
+    from torchvision.models.video.mvit import Pool
+
+    pool = Pool(nn.MaxPool3d(kernel, stride=stride, padding=[k // 2 for k in kernel]), None)
+    return Ref(lambda x: pool(x, grid)[0])
+
+
+def mvit_attention(grid, dim, out, heads, kernel_q, stride_q, kernel_kv, stride_kv, v2=False) -> Ref:
+    """torchvision's MultiscaleAttention on a class token + grid sequence (v2: relative positions, residual pooling;
+    neither adds the class token's residual, as both torchvision builders set)."""
+    from torchvision.models.video.mvit import MultiscaleAttention
+
+    attention = MultiscaleAttention(list(grid), dim, out, heads, kernel_q, kernel_kv, stride_q, stride_kv,
+                                    residual_pool=v2, residual_with_cls_embed=False, rel_pos_embed=v2).eval()
+    ref = as_ref(attention)
+    return Ref(lambda x: attention(x, grid)[0], ref.params)
 
 
 def swin_patch_merge(x):

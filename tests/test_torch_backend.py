@@ -76,8 +76,9 @@ RUN_HUGE = os.environ.get("CNNDSL_TEST_HUGE") == "1"
 # A real CPU test is marked slow above this size (building the model, and torchvision's, dominates).
 SLOW_PARAMS = 50_000_000
 # Presets whose least input is large are slow too: S3D's 2x7x7 head pool takes clips of 13x209x209 at least
-# (13 GMACs); tests/test_zoo_video_more.py checks its layers on small clips in the fast suite.
-LARGE_INPUT = {"s3d", "s3d_net"}
+# (13 GMACs), and torchvision's MViTs run only at the clip they were built for (16x224x224, 65-71 GMACs);
+# tests/test_zoo_video_more.py checks them on small clips in the fast suite.
+LARGE_INPUT = {"s3d", "s3d_net", "mvit", "mvit_v1_b", "mvit_v2_s"}
 
 
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")  # tests/conftest.py: why one thread
@@ -903,6 +904,16 @@ OP_CASES: dict[str, list] = {
     "pos_embedding": [("labelled", {"x": "tokens 4x8"}, "x -> pos: pos_embedding", []),
                       ("after_class_token", {"x": "3x8x8"},
                        "x -> patch_embed(8, 4) -> class_token -> pos_embedding", [])],
+    "spacetime_tokens": [("mvit_v1", {"x": "8x2x3x4"}, "x -> pe: spacetime_tokens", []),
+                         ("no_positions", {"x": "8x2x2x2"}, "x -> spacetime_tokens(positions=false)", [])],
+    "token_pool": [("pool_skip", {"x": "tokens 25x8"},
+                    "x -> p: token_pool([2, 3, 4], [1, 3, 3], stride=[1, 2, 2], pad=[0, 1, 1])", [])],
+    "pool_attention": [("v1", {"x": "tokens 33x8"},
+                        "x -> a: pool_attention(2, [2, 4, 4], kernel_q=3, stride_q=[1, 2, 2], kernel_kv=3, "
+                        "stride_kv=[1, 2, 2])", []),
+                       ("v2", {"x": "tokens 33x8"},
+                        "x -> a: pool_attention(2, [2, 4, 4], out=16, kernel_q=3, kernel_kv=3, stride_kv=[1, 2, 2], "
+                        "residual_pool=true, rel_pos=true)", [])],
     "attention": [("default", {"x": "tokens 4x8"}, "x -> att: attention(2)", []),
                   ("no_bias", {"x": "tokens 5x8"}, "x -> attention(4, bias=false, dropout=0.1)", [])],
 }

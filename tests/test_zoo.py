@@ -32,6 +32,8 @@ REGISTRATION_ORDER = {"googlenet", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32
 # torchvision's GoogLeNet and Inception v3 run their auxiliary classifiers (outputs of the preset) in training mode
 # only.
 TRAINING_MODE = {"googlenet", "inception_v3"}
+# torchvision's MViT blocks make pool_skip, norm1 and norm2 before the attn and mlp they feed.
+REGISTRATION_ORDER |= {"mvit_v1_b", "mvit_v2_s"}
 
 
 def test_every_preset_has_a_reference_or_its_papers_figures():

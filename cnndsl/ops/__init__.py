@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import conv, elementwise, layout, pool, resample, tensor, transformer, windows
+from . import conv, elementwise, layout, multiscale, pool, resample, tensor, transformer, windows
 from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Resample, Tiles, Transposed, Window
 
 REGISTRY: dict[str, OpSpec] = {}
@@ -18,7 +18,7 @@ def register(spec: OpSpec) -> OpSpec:
     return spec
 
 
-for _module in (conv, pool, resample, elementwise, layout, tensor, transformer, windows):
+for _module in (conv, pool, resample, elementwise, layout, tensor, transformer, windows, multiscale):
     for _spec in _module.OPS:
         register(_spec)
 
