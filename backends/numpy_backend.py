@@ -243,8 +243,10 @@ def window_attention_call(ctx: Ctx) -> Call:
     a = ctx.attrs
     table = ctx.w("relative_coords_table" if a["cosine"] else "relative_position_bias_table")
     args = [ctx.args[0], table, ctx.w("relative_position_index"), ctx.w("qkv.weight"), ctx.w_or_none("qkv.bias"),
-            ctx.w("proj.weight"), ctx.w_or_none("proj.bias"), literal(a["heads"]), literal(a["window"])]
-    args += options([("shift", a["shift"], 0)])
+            ctx.w("proj.weight"), ctx.w_or_none("proj.bias"), literal(a["heads"])]
+    if ctx.x.spatial_rank == 3:  # Video Swin's windows shrink to short axes
+        return Call("window_attention_3d", (*args, literal(a["window"]), literal(a["shift"])))
+    args += [literal(a["window"][0])] + options([("shift", a["shift"][0], 0)])
     if a["cosine"]:
         mlp = f"({ctx.w('cpb_mlp.0.weight')}, {ctx.w('cpb_mlp.0.bias')}, {ctx.w('cpb_mlp.2.weight')})"
         args += [f"logit_scale={ctx.w('logit_scale')}", f"cpb={mlp}"]
@@ -331,7 +333,8 @@ EMITTERS: dict[str, NumpyOp] = {
         ctx.args[0], ctx.w("weight"), ctx.w("bias"), *options([("eps", ctx.attrs["eps"], 1e-6)]))),
         kernels=uses("layernorm2d")),
     "layer_scale": NumpyOp(call=lambda ctx: f"{ctx.w('')} * {ctx.args[0]}"),
-    "window_attention": NumpyOp(call=window_attention_call, kernels=uses("window_attention")),
+    "window_attention": NumpyOp(call=window_attention_call, kernels=lambda ctx: (
+        "window_attention_3d" if ctx.x.spatial_rank == 3 else "window_attention",)),
     "patch_merge": NumpyOp(call=lambda ctx: Call("patch_merge", (ctx.args[0],)), kernels=uses("patch_merge")),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),

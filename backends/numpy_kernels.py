@@ -461,9 +461,49 @@ def pixel_unshuffle(x, factor):
 
 
 def patch_merge(x):
-    """Each 2x2 group of positions of (N, H, W, C) concatenated: (N, H/2, W/2, 4C) (Swin's patch merging)."""
-    x = np.pad(x, ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0)))
-    return np.concatenate([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], axis=-1)
+    """Each 2x2 group of positions of (..., H, W, C) concatenated: (..., H/2, W/2, 4C) (Swin's patch merging)."""
+    x = np.pad(x, [(0, 0)] * (x.ndim - 3) + [(0, x.shape[-3] % 2), (0, x.shape[-2] % 2), (0, 0)])
+    parts = [x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]]
+    return np.concatenate(parts, axis=-1)
+
+
+def window_attention_3d(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bias, heads, window, shift):
+    """Self-attention within (shifted) windows of a clip (N, T, H, W, C) (Video Swin): a window no shorter than
+    its axis shrinks to it, unshifted, and takes the top-left corner of the position index."""
+    n, *size, c = x.shape
+    window = [min(s, k) for s, k in zip(size, window)]
+    shift = [0 if s <= k else h for s, k, h in zip(size, window, shift)]
+    volume = window[0] * window[1] * window[2]
+    x = np.pad(x, [(0, 0)] + [(0, -s % k) for s, k in zip(size, window)] + [(0, 0)])
+    padded = x.shape[1:4]
+    if sum(shift):
+        x = np.roll(x, [-s for s in shift], axis=(1, 2, 3))
+    grid = [s // k for s, k in zip(padded, window)]
+    t = x.reshape(n, grid[0], window[0], grid[1], window[1], grid[2], window[2], c)
+    t = t.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, volume, c)
+    qkv = linear(t, qkv_weight, qkv_bias).reshape(len(t), volume, 3, heads, c // heads).transpose(2, 0, 3, 1, 4)
+    attn = (qkv[0] * (c // heads) ** -0.5) @ qkv[1].transpose(0, 1, 3, 2)
+    chosen = index.astype(np.int64)[:volume, :volume].reshape(-1)  # loaded as floats
+    attn += table[chosen].reshape(volume, volume, heads).transpose(2, 0, 1)
+    if sum(shift):
+        mask = np.zeros(padded, dtype=x.dtype)
+        count = 0
+        parts = [((0, -k), (-k, -s), (-s, None)) for k, s in zip(window, shift)]
+        for d in parts[0]:
+            for r in parts[1]:
+                for q in parts[2]:
+                    mask[d[0]:d[1], r[0]:r[1], q[0]:q[1]] = count
+                    count += 1
+        mask = mask.reshape(grid[0], window[0], grid[1], window[1], grid[2], window[2])
+        mask = mask.transpose(0, 2, 4, 1, 3, 5).reshape(-1, volume)
+        mask = np.where(mask[:, None, :] != mask[:, :, None], -100.0, 0.0).astype(x.dtype)
+        attn = (attn.reshape(n, len(mask), heads, volume, volume) + mask[None, :, None]).reshape(attn.shape)
+    out = (softmax(attn, axis=-1) @ qkv[2]).transpose(0, 2, 1, 3).reshape(len(t), volume, c)
+    out = linear(out, proj_weight, proj_bias)
+    out = out.reshape(n, *grid, *window, c).transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(n, *padded, c)
+    if sum(shift):
+        out = np.roll(out, shift, axis=(1, 2, 3))
+    return np.ascontiguousarray(out[:, :size[0], :size[1], :size[2]])
 
 
 def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bias, heads, window, shift=0,

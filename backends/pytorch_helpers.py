@@ -348,10 +348,11 @@ class StochasticDepth(nn.Module):
 
 
 def patch_merge(x):
-    """Each 2x2 group of positions of (N, H, W, C) concatenated: (N, H/2, W/2, 4C), odd sizes padded with zeros
-    (torchvision's _patch_merging_pad)."""
-    x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
-    return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+    """Each 2x2 group of positions of (..., H, W, C) concatenated: (..., H/2, W/2, 4C), odd sizes padded with
+    zeros (torchvision's _patch_merging_pad)."""
+    x = F.pad(x, (0, 0, 0, x.shape[-2] % 2, 0, x.shape[-3] % 2))
+    parts = [x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]]
+    return torch.cat(parts, dim=-1)
 
 
 def shifted_window_attention(x, qkv_weight, proj_weight, bias, window, heads, shift, attention_dropout=0.0, dropout=0.0,
@@ -457,3 +458,79 @@ class ShiftedWindowAttentionV2(ShiftedWindowAttention):
         return shifted_window_attention(x, self.qkv.weight, self.proj.weight, bias, self.window_size, self.num_heads,
                                         self.shift_size, self.attention_dropout, self.dropout, self.qkv.bias,
                                         self.proj.bias, self.logit_scale, self.training)
+
+
+def shifted_window_attention_3d(x, qkv_weight, proj_weight, bias, window, heads, shift, attention_dropout=0.0,
+                                dropout=0.0, qkv_bias=None, proj_bias=None, training=False):
+    """Self-attention within (shifted) windows of a (N, T, H, W, C) clip (Video Swin; as torchvision's
+    shifted_window_attention_3d)."""
+    n, t, h, w, c = x.shape
+    pads = [(k - s % k) % k for s, k in zip((t, h, w), window)]
+    x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
+    sizes = x.shape[1:4]
+    if sum(shift) > 0:
+        x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    grid = [s // k for s, k in zip(sizes, window)]
+    windows, volume = grid[0] * grid[1] * grid[2], window[0] * window[1] * window[2]
+    x = x.view(n, grid[0], window[0], grid[1], window[1], grid[2], window[2], c)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(n * windows, volume, c)
+    q, k, v = F.linear(x, qkv_weight, qkv_bias).reshape(x.size(0), volume, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1)) + bias
+    if sum(shift) > 0:
+        mask = x.new_zeros(*sizes)
+        count = 0
+        slices = [((0, -k), (-k, -s), (-s, None)) for k, s in zip(window, shift)]
+        for d in slices[0]:
+            for r in slices[1]:
+                for col in slices[2]:
+                    mask[d[0]:d[1], r[0]:r[1], col[0]:col[1]] = count
+                    count += 1
+        mask = mask.view(grid[0], window[0], grid[1], window[1], grid[2], window[2])
+        mask = mask.permute(0, 2, 4, 1, 3, 5).reshape(windows, volume)
+        mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+        mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+        attn = attn.view(n, windows, heads, volume, volume) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, heads, volume, volume)
+    attn = F.dropout(F.softmax(attn, dim=-1), p=attention_dropout, training=training)
+    x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), volume, c)
+    x = F.dropout(F.linear(x, proj_weight, proj_bias), p=dropout, training=training)
+    x = x.view(n, grid[0], grid[1], grid[2], window[0], window[1], window[2], c)
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(n, *sizes, c)
+    if sum(shift) > 0:
+        x = torch.roll(x, shifts=tuple(shift), dims=(1, 2, 3))
+    return x[:, :t, :h, :w, :].contiguous()
+
+
+class ShiftedWindowAttention3d(nn.Module):
+    """Video Swin's window attention over (T, H, W) windows (torchvision's ShiftedWindowAttention3d): a window no
+    shorter than its axis shrinks to it, unshifted, and takes the top-left corner of the position index."""
+
+    def __init__(self, dim, window_size, shift_size, num_heads, qkv_bias=True, proj_bias=True, attention_dropout=0.0,
+                 dropout=0.0):
+        super().__init__()
+        self.window_size, self.shift_size, self.num_heads = list(window_size), list(shift_size), num_heads
+        self.attention_dropout, self.dropout = attention_dropout, dropout
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        d, h, w = self.window_size
+        table = (2 * d - 1) * (2 * h - 1) * (2 * w - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(d), torch.arange(h), torch.arange(w), indexing="ij"))
+        relative = coords.flatten(1)[:, :, None] - coords.flatten(1)[:, None, :]
+        relative = relative.permute(1, 2, 0) + torch.tensor([d - 1, h - 1, w - 1])
+        index = relative[:, :, 0] * (2 * h - 1) * (2 * w - 1) + relative[:, :, 1] * (2 * w - 1) + relative[:, :, 2]
+        self.register_buffer("relative_position_index", index)
+
+    def forward(self, x):
+        window, shift = self.window_size.copy(), self.shift_size.copy()
+        for i, size in enumerate(x.shape[1:4]):
+            if size <= window[i]:
+                window[i], shift[i] = size, 0
+        volume = window[0] * window[1] * window[2]
+        bias = self.relative_position_bias_table[self.relative_position_index[:volume, :volume].flatten()]
+        bias = bias.view(volume, volume, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+        return shifted_window_attention_3d(x, self.qkv.weight, self.proj.weight, bias, window, self.num_heads, shift,
+                                           self.attention_dropout, self.dropout, self.qkv.bias, self.proj.bias,
+                                           self.training)
+

@@ -190,6 +190,27 @@ def permute_op(last: bool) -> TorchOp:
                    call=lambda ctx, a: f"{a[0]}.permute{channel_dims(ctx, last)}", helpers=("Permute",))
 
 
+WINDOW_HELPERS = {
+    "ShiftedWindowAttention": ("ShiftedWindowAttention", "shifted_window_attention"),
+    "ShiftedWindowAttentionV2": ("ShiftedWindowAttention", "ShiftedWindowAttentionV2", "shifted_window_attention"),
+    "ShiftedWindowAttention3d": ("ShiftedWindowAttention3d", "shifted_window_attention_3d"),
+}
+
+
+def window_attention_class(ctx: Ctx) -> str:
+    if ctx.x.spatial_rank == 3:
+        return "ShiftedWindowAttention3d"
+    return "ShiftedWindowAttentionV2" if ctx.attrs["cosine"] else "ShiftedWindowAttention"
+
+
+def window_and_shift(ctx: Ctx) -> tuple:
+    """Square 2D windows as one int; Video Swin's (T, H, W) windows as lists, as torchvision writes them."""
+    a = ctx.attrs
+    if ctx.x.spatial_rank == 2:
+        return a["window"][0], a["shift"][0]
+    return list(a["window"]), list(a["shift"])
+
+
 # ---------------------------------------------------------------- activations
 
 ACTIVATION_MODULES = {
@@ -274,13 +295,11 @@ EMITTERS: dict[str, TorchOp] = {
                                                     f"{render(ctx.attrs['init'])}))"),
                            call=lambda ctx, a: f"{a[-1]} * {a[0]}"),
     "window_attention": TorchOp(module=lambda ctx: ctor(
-        "ShiftedWindowAttentionV2" if ctx.attrs["cosine"] else "ShiftedWindowAttention",
-        (ctx.x.channels, ctx.attrs["window"], ctx.attrs["shift"], ctx.attrs["heads"]),
+        window_attention_class(ctx), (ctx.x.channels, *window_and_shift(ctx), ctx.attrs["heads"]),
         options({"qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0, "dropout": 0.0},
                 qkv_bias=ctx.attrs["qkv_bias"], proj_bias=ctx.attrs["proj_bias"],
                 attention_dropout=ctx.attrs["attention_dropout"], dropout=ctx.attrs["dropout"])),
-        helpers=("ShiftedWindowAttention", "shifted_window_attention"),
-        uses=lambda ctx: ("ShiftedWindowAttentionV2",) if ctx.attrs["cosine"] else ()),
+        uses=lambda ctx: WINDOW_HELPERS[window_attention_class(ctx)]),
     "patch_merge": TorchOp(call=lambda ctx, a: f"patch_merge({a[0]})", helpers=("patch_merge",)),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],

@@ -233,6 +233,7 @@ PUBLISHED = {
     "convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464,
     "convnext_large": 197_767_336, "swin_t": 28_288_354, "swin_s": 49_606_258, "swin_b": 87_768_224,
     "swin_v2_t": 28_351_570, "swin_v2_s": 49_737_442, "swin_v2_b": 87_930_848,
+    "swin3d_t": 28_158_070, "swin3d_s": 49_816_678, "swin3d_b": 88_048_984,
     # with the auxiliary FCNHead, as the COCO-trained weights (their meta)
     "fcn_resnet50": 35_322_218, "fcn_resnet101": 54_314_346,
     # issue 11: torchvision's documentation, each also its weights' meta["num_params"] (WEIGHTS); Inception v3's
@@ -272,7 +273,8 @@ WEIGHTS = {
         "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "swin_t", "swin_s", "swin_b",
         "swin_v2_t", "swin_v2_s", "swin_v2_b"]},
     "vit_h_14": tvm.ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1,
-    **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18"]},
+    **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18", "swin3d_t",
+                                                                      "swin3d_s", "swin3d_b"]},
     # COCO-trained, with Pascal VOC's 21 classes, at 520x520
     **{name: tvm.get_model_weights(name).COCO_WITH_VOC_LABELS_V1 for name in ["fcn_resnet50", "fcn_resnet101"]},
     **{name: tvm.get_model_weights(name).IMAGENET1K_V1 for name in [

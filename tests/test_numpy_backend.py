@@ -227,6 +227,9 @@ CASES = [
     c("window_attention", "shifted", "8x14x14", "channels_last -> window_attention(2, 7, 3) -> channels_first"),
     c("window_attention", "padded", "8x9x10", "channels_last -> window_attention(4, 4, 2, qkv_bias=false)"),
     c("window_attention", "v2-cosine", "8x12x12", "channels_last -> window_attention(2, 8, 4, cosine=true)"),
+    c("window_attention", "video", "6x4x9x9", "channels_last -> window_attention(3, [8, 7, 7], [4, 3, 3])"),
+    c("window_attention", "video-shifted", "6x10x9x9", "channels_last -> window_attention(3, [8, 7, 7], [4, 3, 3])"),
+    c("patch_merge", "video", "4x2x5x6", "channels_last -> patch_merge"),
     c("patch_merge", "odd", "4x5x6", "channels_last -> patch_merge"),
     c("upsample", "nearest-2d", "3x5x7", "upsample(scale=2)"),
     c("upsample", "nearest-to-size", "3x5x7", "upsample(size=[12, 9])"),
@@ -457,7 +460,7 @@ REDUCED = {
     "efficientnet_v2.cnn": ["3x64x64"], "inception_v3.cnn": ["3x299x299"],  # its auxiliary classifier's least
     "r3d.cnn": ["3x4x32x32", "3x8x32x32"], "resnet.cnn": ["3x64x64"], "shufflenet_v2.cnn": ["3x64x64"],
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
-    "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"],
+    "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"], "swin3d.cnn": ["3x4x64x64"],
     "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
     "mvit.cnn": ["3x4x64x64"],  # a 2x16x16 grid: square, its sides divided by every stride (relative positions)
 }

@@ -290,6 +290,11 @@ CASES: list[Case] = [
     Case("window_attention", "v2-cosine", {"x": "8x12x12"},
          "x -> channels_last -> t: window_attention(2, 8, 4, cosine=true)",
          lambda: swin_attention(8, 8, 4, 2, version=2), tokens=False),
+    Case("window_attention", "video-shifted-clipped", {"x": "6x4x9x9"},
+         "x -> channels_last -> t: window_attention(3, [8, 7, 7], [4, 3, 3])",
+         lambda: swin_attention_3d(6, [8, 7, 7], [4, 3, 3], 3), tokens=False),
+    Case("patch_merge", "video", {"x": "4x2x5x6"}, "x -> channels_last -> t: patch_merge",
+         lambda: Ref(lambda x: swin_patch_merge(x, video=True)), tokens=False),
     Case("patch_merge", "odd", {"x": "4x5x6"}, "x -> channels_last -> t: patch_merge",
          lambda: Ref(swin_patch_merge), tokens=False),
     # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
@@ -1093,8 +1098,17 @@ def mvit_attention(grid, dim, out, heads, kernel_q, stride_q, kernel_kv, stride_
     return Ref(lambda x: attention(x, grid)[0], ref.params)
 
 
-def swin_patch_merge(x):
+def swin_patch_merge(x, video: bool = False):
     from torchvision.models.swin_transformer import _patch_merging_pad
 
-    return _patch_merging_pad(x.permute(0, 2, 3, 1))
+    return _patch_merging_pad(x.permute(0, 2, 3, 4, 1) if video else x.permute(0, 2, 3, 1))
+
+
+def swin_attention_3d(dim: int, window: list, shift: list, heads: int) -> Ref:
+    """torchvision's ShiftedWindowAttention3d on an (N, T, H, W, C) clip."""
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    attention = ShiftedWindowAttention3d(dim, window, shift, heads).eval()
+    ref = as_ref(attention)
+    return Ref(lambda x: attention(x.permute(0, 2, 3, 4, 1)), ref.params, ref.fixed, ref.buffers)
 

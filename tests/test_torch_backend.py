@@ -793,9 +793,12 @@ OP_CASES: dict[str, list] = {
     "layer_scale": [("residual", {"x": "6x4x4"}, "(x -> conv(6, 1) -> layer_scale: layer_scale) + x", [])],
     "window_attention": [("swin_block", {"x": "8x14x14"},
                           "x -> channels_last -> n: layernorm -> a: window_attention(2, 7, 3) -> channels_first", []),
+                         ("video", {"x": "6x10x9x9"},
+                          "x -> channels_last -> a: window_attention(3, [8, 7, 7], [4, 3, 3])", []),
                          ("v2", {"x": "8x12x12"},
                           "x -> channels_last -> a: window_attention(2, 8, 4, cosine=true)", [])],
-    "patch_merge": [("inline", {"x": "4x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", [])],
+    "patch_merge": [("inline", {"x": "4x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", []),
+                    ("video", {"x": "4x2x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", [])],
     "upsample": [
         ("inline_nearest", {"x": "3x5x6"}, "x -> upsample(scale=2)", []),
         ("module_bilinear_size", {"x": "3x5x6"}, 'x -> u: upsample(size=[9, 11], mode="bilinear")', []),

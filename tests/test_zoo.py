@@ -28,7 +28,8 @@ WITH_REFERENCE = [preset for preset in ZOO if preset not in NO_REFERENCE]
 # it applies first, and Swin V2's blocks make `norm1` before the `attn` it follows.
 REGISTRATION_ORDER = {"googlenet", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14",
                       "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
-                      "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"}
+                      "swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "swin3d_t", "swin3d_s",
+                      "swin3d_b"}
 # torchvision's GoogLeNet and Inception v3 run their auxiliary classifiers (outputs of the preset) in training mode
 # only.
 TRAINING_MODE = {"googlenet", "inception_v3"}

@@ -35,5 +35,23 @@ def test_stochastic_depth_and_shifts_are_torchvisions(tv):
     net = cnndsl.load("swin_b")
     attention = [d["attrs"] for d in net.nodes() if d["op"] == "window_attention"]
     drops = [d["attrs"]["p"] for d in net.nodes() if d["op"] == "stochastic_depth"][::2]
-    assert [a["shift"] for a in attention] == [b.attn.shift_size[0] for b in blocks]
+    assert [list(a["shift"]) for a in attention] == [b.attn.shift_size for b in blocks]
     assert drops == pytest.approx([b.stochastic_depth.p for b in blocks], abs=1e-12)
+
+
+@pytest.mark.parametrize("preset, clip", [("swin3d_t", "3x4x64x64"), pytest.param("swin3d_t", "3x16x112x112",
+                                                                                 marks=pytest.mark.slow)])
+def test_generated_video_swin_loads_torchvisions_weights_and_gives_its_outputs(preset, clip, torch_on_one_thread):
+    # 4 frames: the 8-frame windows shrink to 2 patches and do not shift in time, as torchvision's do
+    import torchvision.models.video as tvv
+
+    torch.manual_seed(0)
+    reference = getattr(tvv, preset)(weights=None).eval()
+    model = cnndsl.to_torch(cnndsl.load(preset, inputs={"x": clip})).eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, *map(int, clip.split("x")))
+    with torch.no_grad():
+        want, got = reference(x), model(x)
+    assert got.shape == want.shape == (2, 400)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+

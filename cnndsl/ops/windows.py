@@ -1,5 +1,6 @@
-"""Swin Transformer's ops on channels-last maps (HxWxC): shifted-window self-attention with a relative
-position bias (Liu et al. 2021), and patch merging (each 2x2 group of positions concatenated).
+"""Swin Transformer's ops on channels-last maps (HxWxC, or TxHxWxC for Video Swin): shifted-window
+self-attention with a relative position bias (Liu et al. 2021, 2022), and patch merging (each 2x2 group of
+positions concatenated).
 
 Both follow torchvision's swin_transformer.py exactly: the map is padded to whole windows, shifted
 cyclically by `shift` (not when one window covers the map), split into windows of window x window
@@ -9,44 +10,68 @@ borders are masked apart.
 
 from __future__ import annotations
 
+from math import prod
+
 from ..types import TensorType
-from .spec import ANY_LAYOUT, Arg, OpCall, OpError, OpSpec, Param, Tiles, Window, boolean, integer, number
+from .spec import (ANY_LAYOUT, Arg, OpCall, OpError, OpSpec, Param, Tiles, Window, boolean, integer, ints, number,
+                   per_axis)
 
 
-def map_input(call: OpCall, op: str) -> None:
-    if not (call.x.channels_last and call.x.spatial_rank == 2):
-        raise OpError(f"{op} needs an HxWxC map (channels last: -> channels_last first), got {call.x}")
+def map_input(call: OpCall, op: str) -> int:
+    if not (call.x.channels_last and call.x.spatial_rank in (2, 3)):
+        raise OpError(f"{op} needs an HxWxC or TxHxWxC map (channels last: -> channels_last first), got {call.x}")
+    return call.x.spatial_rank
 
 
 def padded(size: int, window: int) -> int:
     return -(-size // window) * window
 
 
-def effective_shifts(call: OpCall) -> tuple[int, ...]:
-    """torchvision's rule: no shift along an axis that one window covers."""
-    w, s = call.attrs["window"], call.attrs["shift"]
-    return tuple(0 if w >= padded(n, w) else s for n in call.x.spatial)
+def resolve_attention(call: OpCall) -> dict:
+    a = dict(call.attrs)
+    n = map_input(call, "window_attention")
+    a["window"], a["shift"] = per_axis(a["window"], n, "window"), per_axis(a["shift"], n, "shift")
+    if n == 2 and a["window"][0] != a["window"][1]:
+        raise OpError(f"window_attention on an HxWxC map takes a square window, got {list(a['window'])}")
+    if n == 3 and a["cosine"]:
+        raise OpError("window_attention: cosine=true (Swin V2) is for HxWxC maps")
+    for w, s in zip(a["window"], a["shift"]):
+        if s >= w:
+            raise OpError(f"window_attention: the shift {s} must be smaller than the window {w}")
+    return a
+
+
+def geometry(call: OpCall) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(windows, shifts, padded sizes) as torchvision applies them. Swin (2D) pads the map to whole windows and
+    does not shift along an axis one window covers; Video Swin (3D) shrinks a window to an axis no longer than
+    it, unshifted."""
+    a, sizes = call.attrs, call.x.spatial
+    if len(sizes) == 2:
+        windows = a["window"]
+        shifts = tuple(0 if w >= padded(n, w) else s for n, w, s in zip(sizes, windows, a["shift"]))
+    else:
+        windows = tuple(min(n, w) for n, w in zip(sizes, a["window"]))
+        shifts = tuple(0 if n <= w else s for n, w, s in zip(sizes, a["window"], a["shift"]))
+    return windows, shifts, tuple(padded(n, w) for n, w in zip(sizes, windows))
 
 
 def attention_shape(call: OpCall) -> TensorType:
-    map_input(call, "window_attention")
-    a, c = call.attrs, call.x.channels
-    if c % a["heads"]:
-        raise OpError(f"window_attention: {c} channels are not divisible by heads={a['heads']}")
-    if a["shift"] >= a["window"]:
-        raise OpError(f"window_attention: the shift {a['shift']} must be smaller than the window {a['window']}")
+    if call.x.channels % call.attrs["heads"]:
+        raise OpError(f"window_attention: {call.x.channels} channels are not divisible by heads={call.attrs['heads']}")
     return call.x
 
 
 def attention_params(call: OpCall) -> list[Param]:
     """In torchvision's state_dict order: the module's own parameters and buffers, then qkv, proj (and V2's MLP)."""
-    a, c, w, h = call.attrs, call.x.channels, call.attrs["window"], call.attrs["heads"]
+    a, c, h, window = call.attrs, call.x.channels, call.attrs["heads"], call.attrs["window"]
+    volume, table = prod(window), prod(2 * w - 1 for w in window)
     if a["cosine"]:  # V2: a learned logit scale; the bias comes from an MLP over a fixed table of coordinates
         params = [Param("logit_scale", (h, 1, 1)),
-                  Param("relative_coords_table", (1, 2 * w - 1, 2 * w - 1, 2), "buffer")]
+                  Param("relative_coords_table", (1, *(2 * w - 1 for w in window), 2), "buffer")]
     else:
-        params = [Param("relative_position_bias_table", ((2 * w - 1) ** 2, h))]
-    params += [Param("relative_position_index", (w ** 4,), "buffer"), Param("qkv.weight", (3 * c, c))]
+        params = [Param("relative_position_bias_table", (table, h))]
+    index = (volume * volume,) if len(window) == 2 else (volume, volume)  # torchvision keeps the 3D one square
+    params += [Param("relative_position_index", index, "buffer"), Param("qkv.weight", (3 * c, c))]
     if a["qkv_bias"]:
         params.append(Param("qkv.bias", (3 * c,)))
     params.append(Param("proj.weight", (c, c)))
@@ -62,14 +87,20 @@ CPB_HIDDEN = 512  # Swin V2's continuous position bias MLP: 2 -> 512 -> heads
 
 
 def attention_macs(call: OpCall) -> int:
-    """On the padded map (P positions, P / w^2 windows): qkv P*C*3C, Q K^T and A V 2*P*w^2*C, proj P*C*C; V2's
-    position-bias MLP on its (2w - 1)^2 coordinates adds (2w - 1)^2 * 512 * (2 + heads)."""
-    a, w, c = call.attrs, call.attrs["window"], call.x.channels
-    positions = padded(call.x.spatial[0], w) * padded(call.x.spatial[1], w)
-    macs = positions * c * 3 * c + 2 * positions * w * w * c + positions * c * c
+    """On the padded map (P positions, windows of V positions): qkv P*C*3C, Q K^T and A V 2*P*V*C, proj P*C*C;
+    V2's position-bias MLP on its (2w - 1)^2 coordinates adds (2w - 1)^2 * 512 * (2 + heads)."""
+    a, c = call.attrs, call.x.channels
+    windows, _, sizes = geometry(call)
+    positions = prod(sizes)
+    macs = positions * c * 3 * c + 2 * positions * prod(windows) * c + positions * c * c
     if a["cosine"]:
-        macs += (2 * w - 1) ** 2 * CPB_HIDDEN * (2 + a["heads"])
+        macs += prod(2 * w - 1 for w in a["window"]) * CPB_HIDDEN * (2 + a["heads"])
     return macs
+
+
+def attention_flops(call: OpCall) -> int:
+    windows, _, sizes = geometry(call)
+    return 2 * attention_macs(call) + 4 * call.attrs["heads"] * prod(sizes) * prod(windows)
 
 
 window_attention = OpSpec(
@@ -77,32 +108,36 @@ window_attention = OpSpec(
                         "Transformer; torchvision's ShiftedWindowAttention, or ShiftedWindowAttentionV2 with "
                         "cosine=true) on an HxWxC map.",
     args=(Arg("heads", integer(), doc="attention heads"),
-          Arg("window", integer(), 7, "window size (square)"),
-          Arg("shift", integer(0), 0, "cyclic shift of the windows (window // 2 in every other block)"),
+          Arg("window", ints(), 7, "window size, one per axis or one for all (square on an HxWxC map)"),
+          Arg("shift", ints(0), 0, "cyclic shift of the windows (half the window in every other block)"),
           Arg("qkv_bias", boolean, True, "bias in the query, key and value projection"),
           Arg("proj_bias", boolean, True, "bias in the output projection"),
           Arg("attention_dropout", number(minimum=0.0, below=1.0), 0.0, "dropout on the attention weights"),
           Arg("dropout", number(minimum=0.0, below=1.0), 0.0, "dropout on the output"),
           Arg("cosine", boolean, False, "Swin V2: scaled cosine attention and a continuous position bias (an MLP)")),
-    shape=attention_shape, params=attention_params, macs=attention_macs,
-    flops=lambda c: 2 * attention_macs(c) + 4 * c.attrs["heads"] * padded(c.x.spatial[0], c.attrs["window"])
-    * padded(c.x.spatial[1], c.attrs["window"]) * c.attrs["window"] ** 2,
-    flops_doc="2 per MAC plus 4 per attention score (scale, bias, exp and normalise)",
-    rf=lambda c: Tiles((c.attrs["window"],) * 2, effective_shifts(c)),
+    resolve=resolve_attention, shape=attention_shape, params=attention_params, macs=attention_macs,
+    flops=attention_flops, flops_doc="2 per MAC plus 4 per attention score (scale, bias, exp and normalise)",
+    rf=lambda c: Tiles(*geometry(c)[:2]),
     traits=frozenset({ANY_LAYOUT}), category="attention", shown=("heads", "window", "shift", "cosine"),
 )
 
 
 def merge_shape(call: OpCall) -> TensorType:
     map_input(call, "patch_merge")
-    h, w = call.x.spatial
-    return TensorType(((h + 1) // 2, (w + 1) // 2, 4 * call.x.channels), channels_last=True)
+    *depth, h, w = call.x.spatial
+    return TensorType((*depth, (h + 1) // 2, (w + 1) // 2, 4 * call.x.channels), channels_last=True)
+
+
+def merge_rf(call: OpCall) -> Window:
+    """2x2 over the height and width; a video's frames pass one by one."""
+    depth = (1,) * (call.x.spatial_rank - 2)
+    return Window((*depth, 2, 2), (*depth, 2, 2), (1,) * call.x.spatial_rank, (0,) * call.x.spatial_rank)
 
 
 patch_merge = OpSpec(
-    "patch_merge", "Concatenates each 2x2 group of positions of an HxWxC map: H/2 x W/2 x 4C, in torchvision's "
-                   "order (even row even column, odd-even, even-odd, odd-odd; odd sizes padded with zeros).",
-    shape=merge_shape, rf=lambda c: Window((2, 2), (2, 2), (1, 1), (0, 0)), traits=frozenset({ANY_LAYOUT}),
+    "patch_merge", "Concatenates each 2x2 group of positions of an HxWxC (or TxHxWxC) map: H/2 x W/2 x 4C, in "
+                   "torchvision's order (even row even column, odd-even, even-odd, odd-odd; odd sizes padded).",
+    shape=merge_shape, rf=merge_rf, traits=frozenset({ANY_LAYOUT}),
     category="tensor",
 )
 
