@@ -724,7 +724,9 @@ class TorchGenerator:
     def _render_expr(self, expr, indent: int, slots: dict | None = None, path=(), lead: int = 0) -> str:
         """An expression, broken over lines when long (or when it is a Sequential of several)."""
         if isinstance(expr, Named):
-            inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k))) for k, v in expr.items]
+            # each member is a ("name", expression) row: the expression starts after the name and ends before "),"
+            inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k), lead=len(k) + 7))
+                     for k, v in expr.items]
             pad = " " * (indent + 8)
             body = "".join(f'{pad}("{k}", {v}),\n' for k, v in inner)
             inner_pad = " " * (indent + 4)
