@@ -477,7 +477,7 @@ class TorchGenerator:
 
         def visit(s: Scope, prefix: str):
             for child in s.children:
-                path = prefix + self._attr(self._local(child))
+                path = prefix + self._attr(self._local(child), s.name in self.sequential or s.kind == "sequence")
                 if child in self.net.scopes:
                     sub = self.net.scopes[child]
                     if self._is_leaf_module(child):
@@ -510,12 +510,14 @@ class TorchGenerator:
         return out
 
     @staticmethod
-    def _attr(local: str) -> str:
+    def _attr(local: str, in_sequence: bool = True) -> str:
         if IDENTIFIER.fullmatch(local) and not keyword.iskeyword(local):
             return f".{local}"
-        if local.isdigit():  # a member of an nn.Sequential
+        if local.isdigit() and in_sequence:  # a member of an nn.Sequential
             return f"[{local}]"
-        return f".get_submodule({string(local)})"  # a name with a hyphen (torchvision's RegNet: block1-0)
+        # a name with a hyphen (torchvision's RegNet: block1-0), or a numbered branch outside a Sequential (ASPP's
+        # convs.0, a backbone's 0 .. 16)
+        return f".get_submodule({string(local)})"
 
     def _forward_text(self, scope: Scope) -> str:
         return "\n".join(self._forward(scope)[1])
@@ -568,7 +570,9 @@ class TorchGenerator:
                 lines.append(st.render(args, target, busy))
                 continue
             text = f"{target} = {st.render(args)}"
-            node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph else None
+            # the op's own statement, not a call of a block that happens to end in that op (LR-ASPP's head ends in a
+            # sum of its two inputs' branches: `y = self.classifier(y, y_2)`, never `y += y_2`)
+            node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph and not st.child else None
             operator = self._augmented(node) if node else None
             if operator and len(args) == 2 and target == args[0] and self._inplace_ok(node):
                 text = f"{target} {operator}= {args[1]}"  # as torchvision's `out += identity`

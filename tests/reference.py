@@ -187,7 +187,10 @@ REFERENCES = {
     **{name: regnet(name) for name in REGNETS},
     # torchvision's COCO-trained weights have the auxiliary head; weights_backbone=None: nothing to download
     **{name: functools.partial(getattr(tvs, name), weights=None, weights_backbone=None, aux_loss=True)
-       for name in ("fcn_resnet50", "fcn_resnet101")},
+       for name in ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                    "deeplabv3_mobilenet_v3_large")},
+    "lraspp_mobilenet_v3_large": functools.partial(tvs.lraspp_mobilenet_v3_large, weights=None,
+                                                   weights_backbone=None),
     "unet_paper": ReferenceUNet,
     "unet_padded": functools.partial(ReferenceUNet, padding=1),
 }
@@ -235,7 +238,9 @@ PUBLISHED = {
     "swin_v2_t": 28_351_570, "swin_v2_s": 49_737_442, "swin_v2_b": 87_930_848,
     "swin3d_t": 28_158_070, "swin3d_s": 49_816_678, "swin3d_b": 88_048_984,
     # with the auxiliary FCNHead, as the COCO-trained weights (their meta)
-    "fcn_resnet50": 35_322_218, "fcn_resnet101": 54_314_346,
+    "fcn_resnet50": 35_322_218, "fcn_resnet101": 54_314_346, "deeplabv3_resnet50": 42_004_074,
+    "deeplabv3_resnet101": 60_996_202, "deeplabv3_mobilenet_v3_large": 11_029_328,
+    "lraspp_mobilenet_v3_large": 3_221_538,
     # issue 11: torchvision's documentation, each also its weights' meta["num_params"] (WEIGHTS); Inception v3's
     # with its auxiliary classifier, whose weights torchvision's checkpoint holds
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
@@ -276,7 +281,9 @@ WEIGHTS = {
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["r3d_18", "mc3_18", "r2plus1d_18", "swin3d_t",
                                                                       "swin3d_s", "swin3d_b"]},
     # COCO-trained, with Pascal VOC's 21 classes, at 520x520
-    **{name: tvm.get_model_weights(name).COCO_WITH_VOC_LABELS_V1 for name in ["fcn_resnet50", "fcn_resnet101"]},
+    **{name: tvm.get_model_weights(name).COCO_WITH_VOC_LABELS_V1 for name in [
+        "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large",
+        "lraspp_mobilenet_v3_large"]},
     **{name: tvm.get_model_weights(name).IMAGENET1K_V1 for name in [
         "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
         "squeezenet1_0", "squeezenet1_1", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",

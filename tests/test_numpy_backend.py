@@ -460,7 +460,8 @@ REDUCED = {
     "efficientnet_v2.cnn": ["3x64x64"], "inception_v3.cnn": ["3x299x299"],  # its auxiliary classifier's least
     "r3d.cnn": ["3x4x32x32", "3x8x32x32"], "resnet.cnn": ["3x64x64"], "shufflenet_v2.cnn": ["3x64x64"],
     "vgg.cnn": ["3x32x32"], "vit.cnn": ["3x32x32", "3x28x28", "3x64x64"], "unet.cnn": ["1x188x188"],
-    "fcn.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"], "swin3d.cnn": ["3x4x64x64"],
+    "fcn.cnn": ["3x64x64"], "deeplabv3.cnn": ["3x64x64"], "convnext.cnn": ["3x64x64"], "swin.cnn": ["3x64x64"],
+    "swin3d.cnn": ["3x4x64x64"],
     "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
     "mvit.cnn": ["3x4x64x64"],  # a 2x16x16 grid: square, its sides divided by every stride (relative positions)
 }

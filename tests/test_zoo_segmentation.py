@@ -1,7 +1,8 @@
-"""FCN-ResNet50/101 against torchvision's segmentation models (weights=None, weights_backbone=None,
-aux_loss=True, as its COCO-trained weights): weights load strictly and both outputs, `out` and `aux`,
-equal torchvision's; the receptive field of the upsampled scores is PyTorch's gradient support at every
-phase. Parameters, buffers, state_dict, MACs and torchvision's documented GFLOPS: tests/test_zoo.py."""
+"""FCN-ResNet50/101, DeepLabv3 (ResNet50/101, MobileNetV3-Large) and LR-ASPP against torchvision's segmentation
+models (weights=None, weights_backbone=None, aux_loss=True where its COCO-trained weights have the auxiliary
+head): weights load strictly and the outputs, `out` and `aux`, equal torchvision's; for FCN, the receptive
+field of the upsampled scores is PyTorch's gradient support at every phase. Parameters, buffers, state_dict,
+MACs and torchvision's documented GFLOPS: tests/test_zoo.py."""
 
 from __future__ import annotations
 
@@ -16,17 +17,25 @@ import cnndsl
 from test_receptive_upsampling import positive
 
 
-@pytest.mark.parametrize("preset", ["fcn_resnet50", pytest.param("fcn_resnet101", marks=pytest.mark.slow)])
-def test_generated_fcn_loads_torchvisions_weights_and_gives_its_outputs(preset, torch_on_one_thread):
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("preset", ["fcn_resnet50", pytest.param("fcn_resnet101", marks=SLOW),
+                                    pytest.param("deeplabv3_resnet50", marks=SLOW),
+                                    pytest.param("deeplabv3_resnet101", marks=SLOW), "deeplabv3_mobilenet_v3_large",
+                                    "lraspp_mobilenet_v3_large"])
+def test_generated_model_loads_torchvisions_weights_and_gives_its_outputs(preset, torch_on_one_thread):
     torch.manual_seed(0)
-    reference = getattr(tvs, preset)(weights=None, weights_backbone=None, aux_loss=True).eval()
+    aux = {} if preset.startswith("lraspp") else {"aux_loss": True}  # LR-ASPP has no auxiliary head
+    reference = getattr(tvs, preset)(weights=None, weights_backbone=None, **aux).eval()
     net = cnndsl.load(preset, inputs={"x": "3x64x64"})
     model = cnndsl.to_torch(net).eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want, got = reference(x), model(x)
-    assert list(got) == list(want) == ["out", "aux"]
+    got = got if isinstance(got, dict) else {"out": got}  # one output: a plain tensor
+    assert list(got) == list(want) == (["out"] if not aux else ["out", "aux"])
     for key in want:
         assert got[key].shape == want[key].shape == (2, 21, 64, 64)
         assert torch.allclose(got[key], want[key], rtol=1e-5, atol=1e-5), key
@@ -60,3 +69,25 @@ def test_fcn_receptive_field_is_the_gradient_support_at_every_phase(monkeypatch,
         assert rows == cols == want, o
         widest = max(widest, rows[1] - rows[0] + 1)
     assert rf.size[0] == widest
+
+
+def test_numbered_labels_make_a_module_list(tmp_path):
+    # ASPP's parallel branches are torchvision's `convs.0` .. `convs.4` (an nn.ModuleList): a label may be a number
+    path = tmp_path / "branches.cnn"
+    path.write_text("""
+block branches(x, rates) {
+    "one dilated branch per rate"
+    ys = [for i, r in enumerate(rates) { x -> {i}: [conv(2, 3, pad=r, dilation=r, bias=false), relu] }]
+    return concat(ys)
+}
+network n() {
+    input x: 3x8x8
+    output y = x -> convs: branches([1, 2])
+}
+""")
+    net = cnndsl.load(str(path))
+    model = cnndsl.to_torch(net)
+    assert list(model.state_dict()) == ["convs.0.0.weight", "convs.1.0.weight"]
+    assert model.convs.get_submodule("1")[0].dilation == (2, 2)
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+
