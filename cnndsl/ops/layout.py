@@ -32,30 +32,28 @@ channels_first = OpSpec(
 )
 
 
-def channel_norm_shape(call: OpCall) -> TensorType:
-    spatial_input(call, "layernorm2d")
-    return call.x
+def same_map(op: str):
+    """The shape rule of an op that keeps a channel-first map's shape."""
+    def shape(call: OpCall) -> TensorType:
+        spatial_input(call, op)
+        return call.x
+    return shape
 
 
 layernorm2d = OpSpec(
     "layernorm2d", "Layer normalisation over the channels at each position of a channel-first map (torchvision's "
                    "LayerNorm2d, ConvNeXt's stem, downsampling and head).",
-    args=(Arg("eps", number(minimum=0.0), 1e-6, "added to the variance"),), shape=channel_norm_shape,
+    args=(Arg("eps", number(minimum=0.0), 1e-6, "added to the variance"),), shape=same_map("layernorm2d"),
     params=lambda c: [Param("weight", (c.x.channels,)), Param("bias", (c.x.channels,))],
     flops=lambda c: 5 * c.out.numel, flops_doc="5 per element (mean, variance, normalise, scale, shift)",
     category="normalization",
 )
 
 
-def scale_shape(call: OpCall) -> TensorType:
-    spatial_input(call, "layer_scale")
-    return call.x
-
-
 layer_scale = OpSpec(
     "layer_scale", "A learned scale per channel, initialised small (Touvron et al. 2021's LayerScale; ConvNeXt's "
                    "layer_scale, a Cx1x1 parameter named after the node).",
-    args=(Arg("init", number(minimum=0.0), 1e-6, "initial value of every channel's scale"),), shape=scale_shape,
+    args=(Arg("init", number(minimum=0.0), 1e-6, "initial value of every channel's scale"),), shape=same_map("layer_scale"),
     params=lambda c: [Param("", (c.x.channels, *(1,) * c.x.spatial_rank))],
     flops=lambda c: c.out.numel, flops_doc="1 per element", category="normalization",
 )
