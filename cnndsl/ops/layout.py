@@ -53,7 +53,8 @@ layernorm2d = OpSpec(
 layer_scale = OpSpec(
     "layer_scale", "A learned scale per channel, initialised small (Touvron et al. 2021's LayerScale; ConvNeXt's "
                    "layer_scale, a Cx1x1 parameter named after the node).",
-    args=(Arg("init", number(minimum=0.0), 1e-6, "initial value of every channel's scale"),), shape=same_map("layer_scale"),
+    args=(Arg("init", number(minimum=0.0), 1e-6, "initial value of every channel's scale"),),
+    shape=same_map("layer_scale"),
     params=lambda c: [Param("", (c.x.channels, *(1,) * c.x.spatial_rank))],
     flops=lambda c: c.out.numel, flops_doc="1 per element", category="normalization",
 )
