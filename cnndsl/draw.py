@@ -335,6 +335,10 @@ def data_inputs(data: dict) -> list[str]:
     return data["inputs"] if data["op"] is None else data["inputs"][:lookup(data["op"]).rf_inputs]
 
 
+def _has_boxes(items: list[Item]) -> bool:
+    return any(i.kind == "box" or (i.kind == "fold" and not i.open) or _has_boxes(i.children) for i in items)
+
+
 def _count(items: list[Item]) -> int:
     return sum(1 + _count(i.children) for i in items)
 
@@ -431,16 +435,24 @@ def _box_attrs(net: Network, scopes: list[str]) -> dict[str, str]:
     return attrs
 
 
-def title_label(net: Network, totals: dict, families: list[str]) -> str:
-    """The title block: name, doc line, totals, and the legend of the families drawn."""
+def title_label(net: Network, totals: dict, families: list[str], edges: set[str] = frozenset(),
+                boxes: bool = True) -> str:
+    """The title block: name, doc line, totals, and the legend of what is drawn (families, collapsed blocks,
+    skip and size-only edges)."""
     rf = _summary_rf(net)
     line = " · ".join([f"{totals['params']:,} params", f"{compact(totals['macs'])} MACs",
                        f"peak activations {totals['peak_activation_bytes'] / 2**20:.2f} MiB",
                        f"receptive field {rf}"])
     cells = "".join(f'<TD BGCOLOR="{FAMILIES.get(f, OTHER)[1]}" BORDER="1" COLOR="{FAMILIES.get(f, OTHER)[2]}">'
                     f'<FONT POINT-SIZE="10">{escape(FAMILIES.get(f, OTHER)[0])}</FONT></TD>' for f in families)
-    cells += (f'<TD BGCOLOR="{BLOCK_STYLE[0]}" BORDER="1"><FONT POINT-SIZE="10">block (collapsed)</FONT></TD>'
-              f'<TD><FONT POINT-SIZE="10" COLOR="{SKIP_COLOUR}">→ skip</FONT></TD>')
+    if boxes:
+        cells += f'<TD BGCOLOR="{BLOCK_STYLE[0]}" BORDER="1"><FONT POINT-SIZE="10">block (collapsed)</FONT></TD>'
+    if "skip" in edges:
+        cells += f'<TD><FONT POINT-SIZE="10" COLOR="{SKIP_COLOUR}">→ skip</FONT></TD>'
+    if "shape" in edges:
+        cells += '<TD><FONT POINT-SIZE="10" COLOR="#9a9a9a">⇢ size only</FONT></TD>'
+    if not cells:
+        cells = "<TD></TD>"
     rows = [f'<TR><TD><FONT POINT-SIZE="18"><B>{escape(net.name)}</B></FONT></TD></TR>']
     if net.doc:
         rows.append(f'<TR><TD><FONT POINT-SIZE="11">{escape(net.doc)}</FONT></TD></TR>')
@@ -468,7 +480,8 @@ def dot_source(net: Network, totals: dict, depth: int = 2, fold: bool = True, di
     lay = layout(net, depth, fold)
     g = graphviz.Digraph(net.name, format="svg")
     g.attr(rankdir=direction, fontname=FONT, labelloc="t", labeljust="c", nodesep="0.2", ranksep="0.16",
-           label=title_label(net, totals, lay.families), tooltip=net.name, newrank="true")
+           label=title_label(net, totals, lay.families, {kind for *_, kind in lay.edges}, _has_boxes(lay.items)),
+           tooltip=net.name, newrank="true")
     g.attr("node", fontname=FONT, fontsize="11", margin="0.1,0.01", height="0.3", penwidth="1.2")
     g.attr("edge", fontname=FONT, fontsize="7", fontcolor="#666666", color="#555555", arrowsize="0.6")
 
