@@ -33,6 +33,11 @@ FILE_MAX = 512 * 1024
 """Bytes of one .cnn file: the largest bundled file is under 20 KB; a 10,000-layer unrolled file 150 KB
 parses in about a second, so a file at the limit in about 4 s."""
 
+RF_WORK_MAX = 1_000_000
+"""Positions times taps of one op's exact receptive-field rule (cnndsl/passes/receptive.py): an upsampling
+or a transposed convolution makes the field repeat with a period (16 output pixels for U-Net); the zoo's largest
+costs under 1,000. Past the bound the analysis stops with an error at the op instead of running for minutes."""
+
 WORK_MAX = 500_000
 """Evaluation steps of one elaboration (each expression evaluated, each loop iteration, each list element
 made), about a second: the bundled zoo's largest network takes under 7,000. It grows with --max-nodes (20 steps

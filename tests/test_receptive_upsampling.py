@@ -109,3 +109,18 @@ def test_a_fractional_stride_is_reported_as_a_fraction(tmp_path):
         assert main(["analyze", str(tmp_path / "net.cnn"), "--format", "json"]) == 0
     layer = next(x for x in json.loads(out.getvalue())["layers"] if x["name"] == "t")
     assert layer["rf"]["stride"] == ["1/2", "1/2"]  # JSON has no fractions
+
+
+@pytest.mark.parametrize("shape, layer", [("1x1", "conv_transpose(1, 1000000000)"),
+                                          ("2x7x7", "conv_transpose(2, 20000, stride=19997)"),
+                                          ("2x7x7", "upsample(size=[1000000007, 3])")])
+def test_an_exact_field_past_the_work_bound_is_a_located_error(tmp_path, shape, layer):
+    # these fields repeat with periods in the hundreds of millions: refused before any is computed
+    from cnndsl import limits
+
+    path = tmp_path / "net.cnn"
+    path.write_text(f"network rf() {{\n    input x: {shape}\n    output out = x -> t: {layer}\n}}\n")
+    net = cnndsl.load(str(path))
+    with pytest.raises(cnndsl.CnnError, match=f"limit is {limits.RF_WORK_MAX:,}") as err:
+        cnndsl.analyze(net)
+    assert err.value.span is not None and err.value.span.line == 3

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import gcd
 
+from .. import limits
+from ..errors import CnnError
 from ..ir import Network
 from ..ops import GATED, GLOBAL, POINTWISE, Resample, Tiles, Window, lookup
 from . import op_call
@@ -170,8 +172,35 @@ def _tiles(a: Axis, size: int, shift: int) -> Axis:
     return _axis(period, a.shift * (size * k // a.period), [_union(reads(o)) for o in range(period)])
 
 
+class TooMuchWork(Exception):
+    """An exact field would cost more than limits.RF_WORK_MAX (`work`: positions times taps)."""
+
+    def __init__(self, work: int):
+        super().__init__(work)
+        self.work = work
+
+
+def _cost(axes: tuple[Axis, ...], rule) -> int:
+    """Positions times taps that the rule's exact field takes, per axis, before any is computed."""
+    def window(a, k, s):
+        return a.period // gcd(a.period, s) * k
+
+    if isinstance(rule, Window):
+        costs = [window(a, k, s) for a, k, s in zip(axes, rule.kernel, rule.stride)]
+    elif isinstance(rule, Tiles):
+        costs = [size * (a.period // gcd(a.period, size)) * size for a, size in zip(axes, rule.size)]
+    elif isinstance(rule, Resample):
+        costs = [2 * (q // gcd(n, q)) * a.period for a, n, q in zip(axes, rule.num, rule.den)]
+    else:
+        costs = [a.period * s * k for a, k, s in zip(axes, rule.kernel, rule.stride)]
+    return max(costs, default=0)
+
+
 def step(f: ReceptiveField, rule) -> ReceptiveField:
     axes = _axes(f)
+    work = _cost(axes, rule)
+    if work > limits.RF_WORK_MAX:
+        raise TooMuchWork(work)
     if isinstance(rule, Window):
         new = [_window(a, k, s, d, p) for a, k, s, d, p in zip(axes, rule.kernel, rule.stride, rule.dilation,
                                                                 rule.padding)]
@@ -207,7 +236,12 @@ def run(net: Network) -> None:
             elif rule == GLOBAL:
                 state[name] = GLOBAL
             else:
-                state[name] = step(incoming, rule)
+                try:
+                    state[name] = step(incoming, rule)
+                except TooMuchWork as exc:
+                    raise CnnError(f"{data['op']}: its exact receptive field would take {exc.work:,} steps (positions "
+                                   f"times taps; the limit is {limits.RF_WORK_MAX:,}): its kernel, stride or "
+                                   f"output size is far beyond any real network's", data["span"]) from None
         if isinstance(state[name], ReceptiveField) and state[name].merged and len(data["inputs"]) < 2:
             state[name] = replace(state[name], merged=False)  # marked where paths meet, not downstream
         data["rf_state"] = state[name]
