@@ -18,7 +18,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cnndsl", description="Describe neural-network architectures; analyse them.")
+    p = _Parser(prog="cnndsl",
+                description="Describe neural-network architectures; check, analyse, draw and compile them.")
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"cnndsl {__version__}")
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--depth", type=int, default=3,
                    help="table and markdown rows down to this block depth, 1 or more (default 3; 1: the network's "
                         "own layers, blocks summed)")
-    c = target_command("compile", "generate model code (PyTorch)")
+    c = target_command("compile", "generate model code (PyTorch or NumPy)")
     c.add_argument("--backend", choices=("torch", "numpy"), default="torch", help="code generator (default: torch)")
     c.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of to stdout")
     c.add_argument("--force", action="store_true",
