@@ -45,7 +45,11 @@ SNIPPETS = ["0", "1", "-1", "3", "2.5", "1e9", "10 ** 9", "none", "true", "false
             "planes", "stride", "[", "]", "(", ")", "{", "}", ",", ":", "=", "->", "+", "*", "/", "//", "**",
             "\n", "return", "network", "block", "if", "else", "for", "in", "input", "output", "preset", "import",
             "conv", "relu", "batchnorm", "add", "concat", "3x224x224", "tokens", "x.channels", "range(3)", "#",
-            "linear", "adaptive_avgpool", "2 ** 63", "1e400", '"a.cnn"', "range(10 ** 6)", "enumerate"]
+            "linear", "adaptive_avgpool", "2 ** 63", "1e400", '"a.cnn"', "range(10 ** 6)", "enumerate",
+            # layers whose size or receptive-field rule grows with their arguments
+            "adaptive_avgpool(10 ** 8)", "avgpool(2 ** 30)", "upsample(size=[10 ** 6, 10 ** 6])",
+            'upsample(scale=99991, mode="bilinear")', "conv_transpose(4, 10 ** 5, stride=99991)",
+            "conv(8, 3, dilation=2 ** 30)", "linear(10 ** 12)", "pixel_shuffle(2 ** 20)"]
 SET_VALUES = ["1", "0", "-3", "[2, 2]", "[1, 1, 1, 1]", "[]", "basic", "bottleneck", "relu", '"x"', "3x8x8", "1 +",
               "((", "none", "1e999", "10 ** 10", "2 ** 63", "[", "=", "0.5", "1e-9", "[0.5, 2]", "range(5)",
               "[3] * 100", '"\\u2028"', "true"]
