@@ -24,6 +24,7 @@ import warnings
 from collections import OrderedDict
 from math import ceil
 
+import pytest
 import torch
 import torchvision.models as tvm
 from torch import nn
@@ -293,6 +294,25 @@ WEIGHTS = {
     # Kinetics-400, at the clip of its documented "_ops": S3D and MViT 16x224x224
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["s3d", "mvit_v1_b", "mvit_v2_s"]},
 }
+
+
+def fast_sample(names) -> set[str]:
+    """The first target of each bundled file: the per-preset checks that every file's presets share run on these in
+    the fast suite (`pytest -m "not slow"`) and on every preset with -m slow (CI runs both)."""
+    from cnndsl.loader import zoo_index
+
+    index, seen, out = zoo_index(), set(), set()
+    for name in names:
+        if index[name].name not in seen:
+            seen.add(index[name].name)
+            out.add(name)
+    return out
+
+
+def sampled(names) -> list:
+    """pytest params over `names`: the fast sample as is, the others marked slow."""
+    fast = fast_sample(names)
+    return [pytest.param(n, id=n, marks=() if n in fast else pytest.mark.slow) for n in names]
 
 
 # ---------------------------------------------------------------- builders, cached (see conftest.py)

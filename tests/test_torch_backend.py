@@ -66,6 +66,7 @@ from cnndsl.loader import zoo_index
 from cnndsl.ops import ALIASES, REGISTRY
 
 import torchvision
+from reference import fast_sample, sampled
 
 PRESETS = list(zoo_index())
 
@@ -79,6 +80,8 @@ SLOW_PARAMS = 50_000_000
 # (13 GMACs), and torchvision's MViTs run only at the clip they were built for (16x224x224, 65-71 GMACs);
 # tests/test_zoo_video_more.py checks them on small clips in the fast suite.
 LARGE_INPUT = {"s3d", "s3d_net", "mvit", "mvit_v1_b", "mvit_v2_s"}
+# One preset per bundled file runs these per-preset checks in the fast suite; every preset runs them with -m slow.
+FAST_SAMPLE = fast_sample(PRESETS)
 
 
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")  # tests/conftest.py: why one thread
@@ -155,7 +158,7 @@ def real_params(names, *, torchvision_only=False):
         if params > HUGE_PARAMS and not RUN_HUGE:
             marks.append(pytest.mark.skip(reason=f"{params / 1e6:.0f}M parameters: checked on the meta device "
                                                  "only; CNNDSL_TEST_HUGE=1 runs it for real"))
-        elif params > SLOW_PARAMS or name in LARGE_INPUT:
+        elif params > SLOW_PARAMS or name in LARGE_INPUT or name not in FAST_SAMPLE:
             marks.append(pytest.mark.slow)
         out.append(pytest.param(name, marks=marks, id=name))
     return out
@@ -255,7 +258,8 @@ def known_broken(name: str) -> list:
 
 
 def preset_params():
-    return [pytest.param(n, id=n, marks=known_broken(n)) for n in PRESETS]
+    fast = fast_sample(PRESETS)
+    return [pytest.param(n, id=n, marks=known_broken(n) + ([] if n in fast else [pytest.mark.slow])) for n in PRESETS]
 
 
 # ---------------------------------------------------------------- 1. presets: the source
@@ -264,7 +268,7 @@ def preset_params():
 ALLOWED_TORCH = {"torch", "torch.nn", "torch.nn.functional"}
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", sampled(PRESETS))
 def test_source_parses_and_imports_only_torch_and_the_standard_library(name):
     tree = ast.parse(compiled(name).source)
     imported = []
@@ -284,7 +288,7 @@ def test_source_parses_and_imports_only_torch_and_the_standard_library(name):
     assert any(module == "torch" or module.startswith("torch.") for module in imported)
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", sampled(PRESETS))
 def test_source_is_deterministic_in_process(name):
     net = cnndsl.load(name)
     assert cnndsl.compile(net) == cnndsl.compile(net) == compiled(name).source

@@ -16,7 +16,8 @@ from cnndsl.cli import main as cli_main
 from cnndsl.loader import zoo_index
 from cnndsl.zoo import entries
 
-from reference import NO_REFERENCE, PUBLISHED, WEIGHTS, assert_counts, assert_state_dict_is_the_models, reference_macs
+from reference import (NO_REFERENCE, PUBLISHED, WEIGHTS, assert_counts, assert_state_dict_is_the_models, reference_macs,
+                       sampled)
 
 ZOO = [e.name for e in entries()]  # what `cnndsl zoo` lists
 TARGETS = list(zoo_index())  # those, and the generic networks they are presets of, with their defaults
@@ -50,7 +51,7 @@ def test_every_preset_has_a_reference_or_its_papers_figures():
     assert set(table) <= set(PUBLISHED)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", sampled(TARGETS))
 def test_analyzes_and_compiles_for_both_backends_without_a_warning(target, capsys):
     # cnndsl.load raises each lint warning as a CnnDslWarning (an error here) and keeps it on net.warnings;
     # the CLI prints it on stderr
