@@ -578,7 +578,7 @@ class TorchGenerator:
                 text = f"{target} {operator}= {args[1]}"  # as torchvision's `out += identity`
             lines.append(_fit(text, 8) + (f"  # {st.comment}" if st.comment else ""))
         if scope.name == "" and len(outputs) > 1:
-            items = ", ".join(f'"{k}": {var[v]}' for k, v in self.net.outputs.items())
+            items = ", ".join(f"{string(k)}: {var[v]}" for k, v in self.net.outputs.items())
             lines.append(f"return {{{items}}}")
         else:
             lines.append("return " + ", ".join(var[n] for n in outputs))
@@ -732,7 +732,7 @@ class TorchGenerator:
             inner = [(k, self._render_expr(v, indent + 8, slots, (*path, "named", k), lead=len(k) + 7))
                      for k, v in expr.items]
             pad = " " * (indent + 8)
-            body = "".join(f'{pad}("{k}", {v}),\n' for k, v in inner)
+            body = "".join(f"{pad}({string(k)}, {v}),\n" for k, v in inner)
             inner_pad = " " * (indent + 4)
             return "OrderedDict(\n" + inner_pad + "[\n" + body + inner_pad + "]\n" + " " * indent + ")"
         if not isinstance(expr, Call):
