@@ -132,11 +132,21 @@ def merge(fields: list) -> object:
                      global_gate=any(f.global_gate for f in known))
 
 
+def _dense(a: Axis) -> bool:
+    """Every position sees some input pixel. Fields then move right with the position (lo and hi never
+    decrease), so the union over any set of positions is lo of the first and hi of the last."""
+    return None not in a.lo
+
+
 def _window(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
     """Output o reads inputs o*s - p + t*d, t < k."""
     period = a.period // gcd(a.period, s)
     shift = a.shift * (period * s // a.period)
-    return _axis(period, shift, [_union([a.at(o * s - p + t * d) for t in range(k)]) for o in range(period)])
+    if _dense(a):  # the first and the last tap bound the union: a window of any size costs one step
+        fields = [(a.at(o * s - p)[0], a.at(o * s - p + (k - 1) * d)[1]) for o in range(period)]
+    else:
+        fields = [_union([a.at(o * s - p + t * d) for t in range(k)]) for o in range(period)]
+    return _axis(period, shift, fields)
 
 
 def _resample(a: Axis, num: int, offset: int, den: int, linear: bool) -> Axis:
@@ -168,7 +178,7 @@ def _tiles(a: Axis, size: int, shift: int) -> Axis:
 
     def reads(o):
         start = (o + shift) // size * size - shift
-        return [a.at(i) for i in range(start, start + size)]
+        return [a.at(start), a.at(start + size - 1)] if _dense(a) else [a.at(i) for i in range(start, start + size)]
     return _axis(period, a.shift * (size * k // a.period), [_union(reads(o)) for o in range(period)])
 
 
@@ -182,13 +192,13 @@ class TooMuchWork(Exception):
 
 def _cost(axes: tuple[Axis, ...], rule) -> int:
     """Positions times taps that the rule's exact field takes, per axis, before any is computed."""
-    def window(a, k, s):
-        return a.period // gcd(a.period, s) * k
+    def taps(a, k):  # over a dense field only the first and last tap are read
+        return 2 if _dense(a) else k
 
     if isinstance(rule, Window):
-        costs = [window(a, k, s) for a, k, s in zip(axes, rule.kernel, rule.stride)]
+        costs = [a.period // gcd(a.period, s) * taps(a, k) for a, k, s in zip(axes, rule.kernel, rule.stride)]
     elif isinstance(rule, Tiles):
-        costs = [size * (a.period // gcd(a.period, size)) * size for a, size in zip(axes, rule.size)]
+        costs = [size * (a.period // gcd(a.period, size)) * taps(a, size) for a, size in zip(axes, rule.size)]
     elif isinstance(rule, Resample):
         costs = [2 * (q // gcd(n, q)) * a.period for a, n, q in zip(axes, rule.num, rule.den)]
     else:
