@@ -181,6 +181,7 @@ def test_mutated_resnet_loads_or_fails_cleanly(root, text):
     event(outcome(root, text))
 
 
+@pytest.mark.slow  # CI runs it (pytest runs every test); the fast suite keeps a lighter twin
 @fuzz(60)
 @given(text=mutations(), command=st.sampled_from([["check"], ["analyze"], ["analyze", "--format", "json"],
                                                    ["analyze", "--format", "csv"],

@@ -306,6 +306,7 @@ def fresh_sources(tmp_path_factory):
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 @pytest.mark.parametrize("name", PRESETS)
 def test_source_is_the_same_in_a_fresh_process(name, fresh_sources):
     ours = compiled(name).source

@@ -99,7 +99,7 @@ def test_state_dict_is_the_references(preset, ours, tv):
     assert_state_dict_is_the_models(net, tv(preset), in_order=preset not in REGISTRATION_ORDER)
 
 
-@pytest.mark.parametrize("preset", WITH_REFERENCE)
+@pytest.mark.parametrize("preset", sampled(WITH_REFERENCE))
 def test_macs_equal_flop_counter_on_the_reference(preset, ours, tv):
     # at the preset's own input; FlopCounterMode's convolution and matrix-product FLOPs, halved
     net, totals = ours(preset)

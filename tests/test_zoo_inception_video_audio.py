@@ -193,6 +193,7 @@ def test_googlenet_every_module_has_torchvisions_output_shape(ours):
     assert mine["maxpool4"] == (832, 7, 7) and mine["inception5b"] == (1024, 7, 7)
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(height=st.integers(32, 320), width=st.integers(32, 320))
 def test_googlenet_any_resolution_matches_torchvision(height, width):
@@ -419,6 +420,7 @@ def test_r3d_18_stem_and_strides_are_torchvisions(ours):
         [(64, 16, 56, 56), (128, 8, 28, 28), (256, 4, 14, 14), (512, 2, 7, 7)]
 
 
+@pytest.mark.slow  # CI runs it (pytest runs every test); the fast suite keeps a lighter twin
 @pytest.mark.parametrize("preset", list(VIDEO))
 def test_video_resnet_generated_module_loads_torchvisions_weights_and_agrees(preset, ours):
     # a short, small clip (the head pools globally): 4 frames of 32x32

@@ -141,6 +141,7 @@ def test_generated_model_loads_the_references_state_dict_and_computes_the_same(p
     assert_same_output(tv(preset, device="cpu"), cnndsl.to_torch(cnndsl.load(preset)), side)
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 def test_cli_compile_efficientnet_b3_loads_torchvisions_weights_unchanged(tmp_path, tv):
     # issue 5's "done when": `cnndsl compile efficientnet_b3 --backend torch` gives a module that loads
     # torchvision's efficientnet_b3 state_dict as it is (strict) and computes what torchvision's model does
@@ -266,6 +267,7 @@ def test_mobilenet_v3_squeeze_excitation_is_torchvisions(ours):
         assert isinstance(module.activation, nn.ReLU) and isinstance(module.scale_activation, nn.Hardsigmoid)
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(preset=st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"]),
        width=st.sampled_from([0.35, 0.5, 0.75, 1.0, 1.25, 1.5]), reduced_tail=st.booleans(),
@@ -396,6 +398,7 @@ def test_efficientnet_phi_zero_is_b0(ours):
     assert ours("efficientnet")[1] == ours("efficientnet_b0")[1]
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(width=st.sampled_from([0.5, 0.75, 1.0, 1.1, 1.3, 1.7, 2.2]),
        depth=st.sampled_from([0.5, 1.0, 1.1, 1.4, 2.0, 2.6, 3.1]), side=st.integers(32, 256),

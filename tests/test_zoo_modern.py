@@ -125,6 +125,7 @@ def test_mobilenet_v2_dropout_is_torchvisions_and_can_be_set(tv, ours):
     assert net.node("classifier.0")["attrs"]["p"] == tv("mobilenet_v2", dropout=0.5).classifier[0].p
 
 
+@pytest.mark.slow  # a property over many built models: CI runs it (pytest runs every test)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(width=st.sampled_from([k / 20 for k in range(4, 31)]), side=st.integers(32, 256))
 def test_mobilenet_v2_any_width_and_resolution(width, side):
