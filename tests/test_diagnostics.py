@@ -165,6 +165,13 @@ def test_every_reported_spot_is_code_and_its_excerpt_is_the_files_line(path, cap
     # What the compiler prints, for the error and each note: the spot is on a line of code of the file it
     # names (not a comment, not white space), and the excerpt under it is that line with the caret there.
     _, _, err = run_check(path, capsys)
+    assert_spots_are_code(err)
+
+
+def assert_spots_are_code(err: str) -> None:
+    """Every file:line:col the output names lies on a character of code of that file (not in a comment, not on
+    white space; or just past the line's last character), and the two lines under it are that line and a caret
+    under the column."""
     shown = err.splitlines()
     spots = [(i, m) for i, line in enumerate(shown) for m in [HEAD.match(line) or NOTE.match(line)] if m]
     assert spots, err
@@ -173,11 +180,27 @@ def test_every_reported_spot_is_code_and_its_excerpt_is_the_files_line(path, cap
         if m["path"].startswith("--"):
             continue  # a command-line argument, not a file
         lines = Path(m["path"]).read_text(encoding="utf-8").splitlines()
+        assert 1 <= line <= len(lines), f"{m['path']}:{line} is not a line of the file"
         text = lines[line - 1]
         assert not text.lstrip().startswith("#"), f"{m['path']}:{line} is a comment"
-        assert 1 <= col <= len(text.rstrip()) + 1 and (col == len(text.rstrip()) + 1 or not text[col - 1].isspace())
+        end = len(text.rstrip()) + 1  # just past the last character: where an unfinished line is reported
+        assert 1 <= col <= end and (col == end or not text[col - 1].isspace()), f"{m['path']}:{line}:{col}"
         gutter = f"{line:>5} | "
         assert shown[i + 1] == gutter + text and shown[i + 2].index("^") == len(gutter) + col - 1, err
+
+
+@pytest.mark.parametrize("line, col, caret", [(1, 1, 0), (2, 2, 0), (2, 6, 0), (2, 17, 0), (4, 1, 0), (2, 5, 1)])
+def test_the_spot_check_refuses_comments_blanks_and_misdrawn_carets(tmp_path, line, col, caret):
+    # the negative control of assert_spots_are_code, on a made-up message: a comment, the indentation, the blank
+    # between two tokens, past the line's end, past the file's end, and a caret one column off
+    path = tmp_path / "f.cnn"
+    path.write_text("# a comment\n    x = conv(1)\n")
+    lines = path.read_text().splitlines() + ["", ""]
+    gutter = f"{line:>5} | "
+    err = (f"{path}:{line}:{col}: error: made up\n{gutter}{lines[line - 1]}\n"
+           + " " * (len(gutter) + col - 1 + caret) + "^\n")
+    with pytest.raises(AssertionError):
+        assert_spots_are_code(err)
 
 
 # ---------------------------------------------------------------- through a real process

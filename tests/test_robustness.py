@@ -51,25 +51,53 @@ def outcome(root, text: str, name: str = "fuzz.cnn", analyze: bool = True) -> st
         if analyze:
             cnndsl.analyze(net)
     except cnndsl.CnnError as err:
-        message = err.format()  # formatting the message must not fail either
-        assert "error:" in message and "Traceback" not in message
-        # Unicode line breaks (\x1c, \u2028, ...) count differently in the lexer and in str.splitlines(): a known
-        # gap in the excerpts (see the closing note), so the position checks run on printable ASCII text
-        plain = all(c in "\n\t" or (c.isascii() and c.isprintable()) for c in text)
-        if plain and err.span is not None and err.span.source.path == str(path):
-            lines = text.replace("\r\n", "\n").replace("\r", "\n").count("\n")  # read in universal-newline mode
-            assert 1 <= err.span.line <= lines + 1, message  # the last line, or the end of the file after it
-            source_line = err.span.source.line(err.span.line)
-            assert 1 <= err.span.column <= len(source_line) + 1, message  # on that line, or just past its end
-            # the excerpt shows that very line, with the caret under the column (checked where one character
-            # is one column and splitlines() cannot cut the line: printable ASCII)
-            if source_line.strip() and source_line.isascii() and source_line.isprintable():
-                gutter = f"{err.span.line:>5} | "
-                shown = message.splitlines()
-                at = shown.index(gutter + source_line)
-                assert shown[at + 1].index("^") == len(gutter) + err.span.column - 1, message
+        assert_located(err, text, str(path))
         return "error"
     return "ok"
+
+
+def assert_located(err: cnndsl.CnnError, text: str, path: str) -> None:
+    """The error formats without a traceback; where it points into `text` (at `path`), the spot is a
+    character of the file (or just past a line's end, or the end of the file) and the excerpt shows that very
+    line with the caret under the spot."""
+    message = err.format()  # formatting the message must not fail either
+    assert "error:" in message and "Traceback" not in message
+    # Unicode line breaks (\x1c, \u2028, ...) count differently in the lexer and in str.splitlines(): a known
+    # gap in the excerpts (see the closing note), so the position checks run on printable ASCII text
+    plain = all(c in "\n\t" or (c.isascii() and c.isprintable()) for c in text)
+    if not (plain and err.span is not None and err.span.source.path == path):
+        return
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # read in universal-newline mode
+    # a line of the file; the one after the last newline is where an unexpected end of file is reported
+    assert 1 <= err.span.line <= len(lines), message
+    source_line = lines[err.span.line - 1]
+    assert 1 <= err.span.column <= len(source_line) + 1, message  # on that line, or just past its end
+    if source_line.strip() and source_line.isascii() and source_line.isprintable():
+        gutter = f"{err.span.line:>5} | "
+        shown = message.splitlines()
+        at = shown.index(gutter + source_line)
+        assert shown[at + 1].index("^") == len(gutter) + err.span.column - 1, message
+
+
+@pytest.mark.parametrize("line, column", [(0, 1), (4, 1), (2, 0), (2, 11), (1, 7)])
+def test_the_position_check_refuses_a_misplaced_error(line, column):
+    # the negative control of assert_located: a spot before the file's first line, after its end, before a
+    # line's first column, or past a line's end
+    from cnndsl.errors import Source, Span
+
+    text = "ab\nnetwork n\n"  # lines "ab", "network n", and the end of the file
+    source = Source("f.cnn", text)
+    err = cnndsl.CnnError("misplaced", Span(source, line, column, line, column + 1))
+    with pytest.raises((AssertionError, ValueError, IndexError)):
+        assert_located(err, text, "f.cnn")
+
+
+def test_the_position_check_accepts_a_well_placed_error():
+    from cnndsl.errors import Source, Span
+
+    text = "ab\nnetwork n\n"
+    for line, column in [(1, 1), (1, 3), (2, 9), (2, 10), (3, 1)]:
+        assert_located(cnndsl.CnnError("here", Span(Source("f.cnn", text), line, column, line, column)), text, "f.cnn")
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
