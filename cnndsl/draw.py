@@ -20,7 +20,7 @@ from html import escape as _xml_escape
 
 from .errors import CnnError
 from .ir import Network, Scope
-from .ops import GLOBAL, lookup
+from .ops import lookup
 from .passes.counts import param_count
 from .passes.receptive import ReceptiveField
 
@@ -76,17 +76,8 @@ def compact(n: int) -> str:
     return str(n)
 
 
-def rf_text(rf) -> str:
-    if rf is None:
-        return "-"
-    if rf == GLOBAL:
-        return "global"
-    text = "x".join(map(str, rf.size)) + ", stride " + "x".join(map(str, rf.stride))
-    return text + (" (largest of merged paths)" if rf.merged else "") + (" (gated)" if rf.global_gate else "")
-
-
 def value_text(value) -> str:
-    """An attribute as a label shows it: (3, 3) -> 3x3, (2, 2) -> 2."""
+    """An attribute as a label shows it: (3, 3) -> 3x3, True -> true, 0.5 -> 0.5."""
     if isinstance(value, tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return "x".join(map(str, value))
     if value is True or value is False:
@@ -100,7 +91,7 @@ def value_text(value) -> str:
 
 def shown_args(net: Network, name: str) -> list[tuple[str, str]]:
     """The arguments the op's spec says are worth showing, where they differ from the default (the
-    kernel, which has none, always); a convolution with one group per channel says "depthwise"."""
+    kernel, which has none, always)."""
     data = net.node(name)
     spec = lookup(data["op"])
     out = []
@@ -110,9 +101,6 @@ def shown_args(net: Network, name: str) -> list[tuple[str, str]]:
         value = data["attrs"][arg_name]
         arg = spec.arg(arg_name)
         if arg is not None and not arg.required and value in (arg.default, (arg.default,) * _length(value)):
-            continue
-        if arg_name == "groups" and data["inputs"] and value == net.type_of(data["inputs"][0]).channels:
-            out.append(("", "depthwise"))
             continue
         out.append((arg_name, value_text(value)))
     return out
@@ -219,8 +207,10 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
     depth = max(1, depth)
     rep: dict[str, str | None] = {}  # IR node -> drawn item id (None: hidden inside an open fold)
     shown: dict[str, str] = {}
-    items_of: dict[str, Item] = {}
-    member_of: dict[str, tuple[int, int]] = {}  # IR node -> (fold number, member index)
+    member_of: dict[str, tuple[str, int]] = {}  # IR node -> (its open fold's first member, member index)
+
+    def nodes_of(child: str) -> list[str]:
+        return scope_nodes(net, child) if child in net.scopes else [child]
 
     def node_item(name: str) -> Item:
         item = Item("n-" + name, "node", name)
@@ -230,14 +220,13 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
 
     def scope_items(scope: Scope, level: int) -> list[Item]:
         out: list[Item] = []
-        runs = _runs(net, scope) if fold else []
-        first_of = {run[0]: run for run in runs}
         position = {c: i for i, c in enumerate(scope.children)}
-        absorbed = {c for run in runs for c in scope.children[position[run[0]]:position[run[-1]] + 1]}
+        spans = {run[0]: scope.children[position[run[0]]:position[run[-1]] + 1]
+                 for run in (_runs(net, scope) if fold else [])}  # a run and the plain nodes between its members
+        absorbed = {c for span in spans.values() for c in span}
         for child in scope.children:
-            if child in first_of:
-                run = first_of[child]
-                out.append(fold_item(run, level, [c for c in absorbed if _between(position, c, run)]))
+            if child in spans:
+                out.append(fold_item(spans[child], level))
             elif child in absorbed:
                 continue
             elif child in net.scopes:
@@ -257,34 +246,25 @@ def layout(net: Network, depth: int = 2, fold: bool = True) -> Layout:
         shown[scope.name] = item.id
         return item
 
-    def fold_item(run: list[str], level: int, between: list[str]) -> Item:
+    def fold_item(span: list[str], level: int) -> Item:
+        run = [c for c in span if c in net.scopes]  # consecutive sibling scopes: the plain nodes lie between
+        between = [n for c in span if c not in net.scopes for n in nodes_of(c)]
         first = run[0]
-        number = len(items_of)
         if level + 1 >= depth:
             item = Item("f-" + first, "fold", first, members=run)
-            for scope in run:
-                for n in scope_nodes(net, scope):
-                    rep[n] = item.id
-                shown[scope] = item.id
-            for n in between:
-                for m in ([n] if n not in net.scopes else scope_nodes(net, n)):
-                    rep[m] = item.id
-        else:
-            inner = scope_item(net.scopes[first], level)
-            item = Item("f-" + first, "fold", first, [inner], members=run, open=True)
-            shown[first] = item.id  # the first member's cluster is drawn as the fold's
-            for k, scope in enumerate(run):
-                nodes = scope_nodes(net, scope)
-                for n in nodes:
-                    member_of[n] = (number, k)
+            for n in [*between, *(n for scope in run for n in scope_nodes(net, scope))]:
+                rep[n] = item.id
+            shown.update((scope, item.id) for scope in run)
+            return item
+        item = Item("f-" + first, "fold", first, [scope_item(net.scopes[first], level)], members=run, open=True)
+        shown[first] = item.id  # the first member's cluster is drawn as the fold's
+        for k, scope in enumerate(run):
+            for n in scope_nodes(net, scope):
+                member_of[n] = (first, k)
                 if k:
-                    for n in nodes:
-                        rep[n] = rep[first + n[len(scope):]]
+                    rep[n] = rep[first + n[len(scope):]]
                     shown[scope] = item.id
-            for n in between:
-                for m in ([n] if n not in net.scopes else scope_nodes(net, n)):
-                    rep[m] = None
-        items_of[item.id] = item
+        rep.update((n, None) for n in between)
         return item
 
     top = scope_items(net.scopes[""], 0)
@@ -341,10 +321,6 @@ def _has_boxes(items: list[Item]) -> bool:
 
 def _count(items: list[Item]) -> int:
     return sum(1 + _count(i.children) for i in items)
-
-
-def _between(position: dict, child: str, run: list[str]) -> bool:
-    return position[run[0]] < position[child] < position[run[-1]] and child not in run
 
 
 # ---------------------------------------------------------------- DOT

@@ -9,11 +9,12 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
-from .draw import compact, dot_source, escape, family, fold_range, layout, max_depth, rf_text, scope_kind, \
+from .draw import compact, dot_source, escape, family, fold_range, layout, max_depth, scope_kind, \
     scope_nodes, value_text
 from .errors import CnnError
 from .ir import Network
 from .passes.counts import param_count
+from .report import rf_words
 
 
 def _count(n: int) -> str:
@@ -30,12 +31,12 @@ def node_details(net: Network, name: str) -> list[list[str]]:
     rows += [["arguments", args or "-"]]
     rows += [["inputs", "; ".join(f"{i} ({net.type_of(i)})" for i in data["inputs"])],
              ["output", str(data["type"])]]
-    params = [p for p in data.get("params", ())]
+    params = data.get("params", ())
     rows.append(["params", _count(param_count(data)) + "".join(
         f"; {(name + '.' + p.name) if p.name else name} {'x'.join(map(str, p.shape))}"
         + ("" if p.kind == "trainable" else f" ({p.kind})") for p in params)])
     rows += [["MACs", _count(data["macs"])], ["FLOPs", _count(data["flops"])],
-             ["activation", f"{data['bytes']:,} bytes"], ["receptive field", rf_text(data["rf"])]]
+             ["activation", f"{data['bytes']:,} bytes"], ["receptive field", rf_words(data["rf"])]]
     if data["span"] is not None:
         rows.append(["source", f"line {data['span'].line}, column {data['span'].column}"])
     return rows
@@ -56,7 +57,7 @@ def scope_details(net: Network, names: list[str]) -> list[list[str]]:
              ["outputs", "; ".join(str(net.type_of(n)) for n in last.outputs) or "-"],
              ["layers", f"{len(nodes):,}"], ["params", _count(params)], ["MACs", _count(macs)]]
     if last.outputs:
-        rows.append(["receptive field", rf_text(net.node(last.outputs[-1])["rf"])])
+        rows.append(["receptive field", rf_words(net.node(last.outputs[-1])["rf"])])
     return rows
 
 

@@ -69,6 +69,17 @@ def _rf_text(rf, merged: bool = False) -> str:
     return text + ("*" if merged else "") + ("~" if not rf.exact else "") + (" g" if rf.global_gate else "")
 
 
+def rf_words(rf) -> str:
+    """A field as a sentence says it (the table's summary, the drawing's detail panel)."""
+    if not isinstance(rf, ReceptiveField):
+        return rf or "none"
+    note = " (largest of merged paths)" if rf.merged else ""
+    note += " (approximate: uneven adaptive pooling)" if not rf.exact else ""
+    note += " (conv path; global gates upstream also let it see the whole input)" if rf.global_gate else ""
+    return (f"{'x'.join(map(str, rf.size))}, stride {'x'.join(map(str, rf.stride))}, "
+            f"padding {'x'.join(map(str, rf.padding))}{note}")
+
+
 def last_spatial_fields(net: Network) -> dict[str, object]:
     """Per output: the output itself if it is spatial, else the last spatial node before it that still
     has a local field (the figure papers quote): a map (CxL, CxHxW, CxDxHxW), not a vector or a token
@@ -145,14 +156,7 @@ def table(net: Network, totals: dict, depth: int) -> str:
         "outputs           " + ", ".join(f"{k} {net.type_of(v)}" for k, v in net.outputs.items()),
     ]
     for name, rf in last_spatial_fields(net).items():
-        if isinstance(rf, ReceptiveField):
-            note = " (largest of merged paths)" if rf.merged else ""
-            note += " (approximate: uneven adaptive pooling)" if not rf.exact else ""
-            note += " (conv path; global gates upstream also let it see the whole input)" if rf.global_gate else ""
-            lines.append(f"receptive field   {name}: {'x'.join(map(str, rf.size))}, stride "
-                         f"{'x'.join(map(str, rf.stride))}, padding {'x'.join(map(str, rf.padding))}{note}")
-        else:
-            lines.append(f"receptive field   {name}: {rf or 'none'}")
+        lines.append(f"receptive field   {name}: {rf_words(rf)}")
     legend = "RF column: size /effective stride; * = largest of merged paths; global = sees the whole input"
     if any(isinstance(d["rf"], ReceptiveField) and d["rf"].global_gate for d in net.nodes()):
         legend += "; g = a global gate (squeeze-excitation) upstream also lets it see the whole input"

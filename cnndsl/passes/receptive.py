@@ -138,13 +138,29 @@ def _dense(a: Axis) -> bool:
     return None not in a.lo
 
 
+class TooMuchWork(Exception):
+    """An exact field would cost more than limits.RF_WORK_MAX (`work`: positions times taps)."""
+
+    def __init__(self, work: int):
+        super().__init__(work)
+        self.work = work
+
+
+def _afford(period: int, taps: int) -> None:
+    """Each rule states its cost (positions of a period times the taps read for each) before it loops."""
+    if period * taps > limits.RF_WORK_MAX:
+        raise TooMuchWork(period * taps)
+
+
 def _window(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
     """Output o reads inputs o*s - p + t*d, t < k."""
     period = a.period // gcd(a.period, s)
     shift = a.shift * (period * s // a.period)
     if _dense(a):  # the first and the last tap bound the union: a window of any size costs one step
+        _afford(period, 2)
         fields = [(a.at(o * s - p)[0], a.at(o * s - p + (k - 1) * d)[1]) for o in range(period)]
     else:
+        _afford(period, k)
         fields = [_union([a.at(o * s - p + t * d) for t in range(k)]) for o in range(period)]
     return _axis(period, shift, fields)
 
@@ -155,6 +171,7 @@ def _resample(a: Axis, num: int, offset: int, den: int, linear: bool) -> Axis:
     m = num * q // den
     k = a.period // gcd(a.period, m)
     period, shift = q * k, a.shift * (k * m // a.period)
+    _afford(period, 2)
 
     def reads(o):
         lo, rem = divmod(num * o + offset, den)
@@ -165,6 +182,7 @@ def _resample(a: Axis, num: int, offset: int, den: int, linear: bool) -> Axis:
 def _transposed(a: Axis, k: int, s: int, d: int, p: int) -> Axis:
     """Output o receives input i where o = i*s - p + t*d, t < k."""
     period = a.period * s
+    _afford(period, k)
 
     def reads(o):
         return [a.at((o + p - t * d) // s) for t in range(k) if (o + p - t * d) % s == 0]
@@ -175,6 +193,7 @@ def _tiles(a: Axis, size: int, shift: int) -> Axis:
     """Output o sees its whole tile: inputs t*size - shift .. t*size - shift + size - 1, t = (o + shift) // size."""
     k = a.period // gcd(a.period, size)
     period = size * k
+    _afford(period, 2 if _dense(a) else size)
 
     def reads(o):
         start = (o + shift) // size * size - shift
@@ -182,35 +201,8 @@ def _tiles(a: Axis, size: int, shift: int) -> Axis:
     return _axis(period, a.shift * (size * k // a.period), [_union(reads(o)) for o in range(period)])
 
 
-class TooMuchWork(Exception):
-    """An exact field would cost more than limits.RF_WORK_MAX (`work`: positions times taps)."""
-
-    def __init__(self, work: int):
-        super().__init__(work)
-        self.work = work
-
-
-def _cost(axes: tuple[Axis, ...], rule) -> int:
-    """Positions times taps that the rule's exact field takes, per axis, before any is computed."""
-    def taps(a, k):  # over a dense field only the first and last tap are read
-        return 2 if _dense(a) else k
-
-    if isinstance(rule, Window):
-        costs = [a.period // gcd(a.period, s) * taps(a, k) for a, k, s in zip(axes, rule.kernel, rule.stride)]
-    elif isinstance(rule, Tiles):
-        costs = [size * (a.period // gcd(a.period, size)) * taps(a, size) for a, size in zip(axes, rule.size)]
-    elif isinstance(rule, Resample):
-        costs = [2 * (q // gcd(n, q)) * a.period for a, n, q in zip(axes, rule.num, rule.den)]
-    else:
-        costs = [a.period * s * k for a, k, s in zip(axes, rule.kernel, rule.stride)]
-    return max(costs, default=0)
-
-
 def step(f: ReceptiveField, rule) -> ReceptiveField:
     axes = _axes(f)
-    work = _cost(axes, rule)
-    if work > limits.RF_WORK_MAX:
-        raise TooMuchWork(work)
     if isinstance(rule, Window):
         new = [_window(a, k, s, d, p) for a, k, s, d, p in zip(axes, rule.kernel, rule.stride, rule.dilation,
                                                                 rule.padding)]
