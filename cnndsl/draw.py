@@ -353,10 +353,13 @@ def _small(text: str, colour: str = "#555555") -> str:
 
 
 def _short(name: str) -> str:
-    """A name as its enclosing cluster shows it: the last component, or the last two for a numbered
-    member of a sequence (`layer1.0`, `downsample.1`)."""
+    """A name as its enclosing cluster shows it: the last component, back to a word for numbered members of
+    sequences (`layer1.0`, `downsample.1`, `features.0.2`: never a bare `0.2`, which reads as a number)."""
     parts = name.split(".")
-    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+    keep = 1
+    while keep < len(parts) and parts[-keep].isdigit():
+        keep += 1
+    return ".".join(parts[-keep:])
 
 
 def fold_range(members: list[str]) -> str:
