@@ -64,7 +64,9 @@ FAST = {"resnext50_32x4d", "squeezenet1_1", "mnasnet0_5", "regnet_x_400mf", "reg
 def real(preset: str):
     params = PUBLISHED[preset]
     if params > 200_000_000:
-        marks = () if RUN_HUGE else pytest.mark.skip(reason="CNNDSL_TEST_HUGE=1 builds it for real")
+        reason = (f"{params / 1e6:.0f}M parameters: too large for CI, on the meta device only; "
+                  "CNNDSL_TEST_HUGE=1 builds it")
+        marks = () if RUN_HUGE else pytest.mark.skip(reason=reason)
     else:
         marks = () if preset in FAST else pytest.mark.slow
     return pytest.param(preset, marks=marks, id=preset)
