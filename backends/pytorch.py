@@ -34,6 +34,7 @@ from cnndsl.values import describe
 
 from .pysource import docstring_text, string
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
+from .pytorch_init import init_lines  # weight initialisation (issue 12, item 3): the tail of the top __init__
 
 HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
     encoding="utf-8")).body if isinstance(node, (ast.ClassDef, ast.FunctionDef)))
@@ -837,7 +838,9 @@ class TorchGenerator:
         out = [f"class {name}(nn.Module):",
                *_docstring(_doc_text(self.net.doc or self.net.name), 4), "",
                "    def __init__(self):", "        super().__init__()",
-               *("        " + line for line in init), "",
+               *("        " + line for line in init),
+               *("        " + line for line in init_lines(self.net)),  # weight initialisation: pytorch_init.py
+               "",
                f"    def forward(self, {', '.join(params)}):",
                *("        " + line for line in body)]
         return "\n".join(out)

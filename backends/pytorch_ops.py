@@ -65,6 +65,10 @@ class TorchOp:
     owner_param: Callable[[Ctx], str] | None = None  # the Parameter's initialiser, for owner_param ops
     augmented: str | None = None  # `call` writes `a <augmented> b`; in place (trait INPLACE) it is `a <augmented>= b`
     uses: Callable[[Ctx], tuple[str, ...]] = field(default=lambda ctx: ())  # helpers depending on attrs
+    # the torch classes of the layers inside the module, by attribute path (SqueezeExcitation's fc1 is an
+    # nn.Conv2d), for the inner layers an op spec declares (Param.layer): weight initialisation selects them
+    # by class, as torchvision's `isinstance` loops do (backends/pytorch_init.py)
+    layers: Callable[[Ctx], dict[str, str]] = field(default=lambda ctx: {})
 
 
 def squash(values) -> Any:
@@ -299,7 +303,8 @@ EMITTERS: dict[str, TorchOp] = {
         options({"qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0, "dropout": 0.0},
                 qkv_bias=ctx.attrs["qkv_bias"], proj_bias=ctx.attrs["proj_bias"],
                 attention_dropout=ctx.attrs["attention_dropout"], dropout=ctx.attrs["dropout"])),
-        uses=lambda ctx: WINDOW_HELPERS[window_attention_class(ctx)]),
+        uses=lambda ctx: WINDOW_HELPERS[window_attention_class(ctx)],
+        layers=lambda ctx: {"qkv": "nn.Linear", "proj": "nn.Linear", "cpb_mlp.0": "nn.Linear", "cpb_mlp.2": "nn.Linear"}),
     "patch_merge": TorchOp(call=lambda ctx, a: f"patch_merge({a[0]})", helpers=("patch_merge",)),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
@@ -347,13 +352,15 @@ EMITTERS: dict[str, TorchOp] = {
                                                    "dims": 2},
                                                   activation=Code(ACTIVATION_MODULES[ctx.attrs["activation"]]),
                                                   gate=Code(ACTIVATION_MODULES[ctx.attrs["gate"]]), dims=ctx.dims)),
-                  helpers=("SqueezeExcitation",)),
+                  helpers=("SqueezeExcitation",),
+                  layers=lambda ctx: {"fc1": f"nn.Conv{ctx.dims}d", "fc2": f"nn.Conv{ctx.dims}d"}),
     "mlp": TorchOp(module=lambda ctx: ctor("nn.Sequential", (
         ctor("nn.Linear", (ctx.x.shape[-1], ctx.attrs["hidden"])),
         ctor(ACTIVATION_MODULES[ctx.attrs["activation"]]),
         ctor("nn.Dropout", (ctx.attrs["dropout"],)),
         ctor("nn.Linear", (ctx.attrs["hidden"], ctx.out.shape[-1])),
-        ctor("nn.Dropout", (ctx.attrs["dropout"],))))),
+        ctor("nn.Dropout", (ctx.attrs["dropout"],)))),
+        layers=lambda ctx: {"0": "nn.Linear", "3": "nn.Linear"}),
     "rbf": TorchOp(module=lambda ctx: ctor("RBF", (ctx.x.shape[0], ctx.attrs["units"])), helpers=("RBF",)),
     "patch_embed": TorchOp(module=lambda ctx: ctor("PatchEmbed", (ctx.x.channels, ctx.attrs["dim"],
                                                                   ctx.attrs["patch"])), helpers=("PatchEmbed",)),
@@ -365,7 +372,7 @@ EMITTERS: dict[str, TorchOp] = {
     "attention": TorchOp(module=lambda ctx: ctor("SelfAttention", (ctx.x.shape[1], ctx.attrs["heads"]),
                                                  options({"dropout": 0.0, "bias": True}, dropout=ctx.attrs["dropout"],
                                                          bias=ctx.attrs["bias"])),
-                         helpers=("SelfAttention",)),
+                         helpers=("SelfAttention",), layers=lambda ctx: {"out_proj": "nn.Linear"}),
     "spacetime_tokens": TorchOp(module=lambda ctx: ctor("SpaceTimeTokens", (ctx.x.channels, ctx.x.spatial),
                                                         options({"positions": True}, positions=ctx.attrs["positions"])),
                                 helpers=("SpaceTimeTokens",)),
@@ -379,7 +386,10 @@ EMITTERS: dict[str, TorchOp] = {
                  "rel_pos": False, "eps": 1e-6, "dropout": 0.0},
                 **{k: ctx.attrs[k] for k in ("kernel_q", "stride_q", "kernel_kv", "stride_kv", "residual_pool",
                                              "rel_pos", "eps", "dropout")})),
-        helpers=("PoolingAttention", "TokenConvPool", "pool_tokens", "add_rel_pos")),
+        helpers=("PoolingAttention", "TokenConvPool", "pool_tokens", "add_rel_pos"),
+        layers=lambda ctx: {"qkv": "nn.Linear", "project.0": "nn.Linear",
+                            **{f"pool_{n}.pool": "nn.Conv3d" for n in "qkv"},
+                            **{f"pool_{n}.norm_act.0": "nn.LayerNorm" for n in "qkv"}}),
 }
 
 

@@ -174,6 +174,22 @@ class Doc(Node):
 
 
 # ---------------------------------------------------------------- top level
+@dataclass
+class Selector(Node):
+    """What an `init` rule selects: `path` (labels, numbers as strings) optionally `in` a scope or block."""
+
+    path: list[Label | str]
+    within: list[Label | str] | None
+
+
+@dataclass
+class Init(Node):
+    """`init SELECTORS: SETTINGS`: a rule of the network's weight initialisation."""
+
+    selectors: list[Selector]
+    settings: list[Arg]
+
+
 
 
 @dataclass

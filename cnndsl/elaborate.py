@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 
 from . import ast as A
+from . import init as weight_init
 from . import limits, lint
 from .errors import CnnError, CnnWarning, KeywordSpan, Note, Source, Span, keyword_span, suggest
 from .ir import Network, Scope
@@ -72,6 +73,7 @@ class Evaluator:
         self.loops: list[tuple[int, Frame]] = []
         self.loop_count = 0
         self.loop_of: dict[int, int] = {}  # id(Frame) -> loop number
+        self.init_rules: list = []  # `init` statements as they ran (cnndsl.init.Pending), resolved after naming
 
     # ------------------------------------------------------------ entry points
 
@@ -153,6 +155,12 @@ class Evaluator:
 
     def exec_Doc(self, s: A.Doc, env: Env) -> None:
         pass
+
+    def exec_Init(self, s: A.Init, env: Env) -> None:
+        if self.block_stack:
+            raise CnnError("'init' belongs in the network body (select a block's layers with `init NAME in BLOCK`)",
+                           s.span)
+        self.init_rules.append(weight_init.evaluate(self, s, env))
 
     def exec_Input(self, s: A.Input, env: Env) -> None:
         if self.block_stack:
@@ -868,6 +876,15 @@ def _origin(node: PendingNode) -> str:
     return f"the output of {node.hint}"
 
 
+def _all_vars(env: Env) -> dict:
+    """Every name an environment sees, its own over its parents'."""
+    chain = []
+    while env is not None:
+        chain.append(env.vars)
+        env = env.parent
+    return {k: v for vars_ in reversed(chain) for k, v in vars_.items()}
+
+
 def _plain(v) -> bool:
     if isinstance(v, (bool, int, float, str)) or v is None:
         return True
@@ -963,6 +980,8 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
         overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]
         + [f"--input {name}={ev.inputs[name].type}" for name, _, _ in input_shapes],
     )
+    blocks = {name for name, v in _all_vars(program.env).items() if isinstance(v, (BlockClosure, TemplateClosure))}
+    network.init = weight_init.resolve(network, ev.init_rules, blocks)
     network.warnings = [*ev.warnings, *lint.unused_parameters([net, *ev.called.values()]),
                         *lint.ineffective_settings(net, given_where, env.reads),
                         *lint.unreachable_values(network)]

@@ -45,6 +45,46 @@ class Scope:
     loop: int | None = None
 
 
+@dataclass(frozen=True)
+class InitScheme:
+    """How an `init` rule fills a tensor: a scheme of cnndsl.init.SCHEMES ("kaiming_normal") and its arguments
+    as written, in the scheme's order ((name, value), ...): numbers, strings, or an init.Formula of the layer's
+    fan_in and fan_out (EfficientNet's `uniform(-1 / sqrt(fan_out), 1 / sqrt(fan_out))`)."""
+
+    name: str
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class InitTarget:
+    """One tensor an `init` rule sets. layer: the module that holds it ("layer1.0.conv1", a composite's inner
+    layer "features.1.0.block.2.fc1", or the node itself for a tensor the enclosing module owns); local: its
+    name in that layer ("weight", "" for the layer itself); tensor: its state_dict name; args: the scheme's
+    arguments for this tensor, fan_in and fan_out substituted (numbers and strings only)."""
+
+    layer: str
+    kind: str
+    local: str
+    tensor: str
+    shape: tuple
+    scheme: InitScheme
+    args: dict
+
+
+@dataclass
+class InitRule:
+    """An `init` statement, resolved: which tensors it sets and how. Rules apply in order (a later one
+    overrides an earlier one, as torchvision's model constructors run). `kinds` holds the op kinds it selects,
+    when every selector is a kind over the whole network (a backend may loop over module types, as
+    torchvision writes it); otherwise () and the targets are named layers."""
+
+    span: Span
+    text: str  # the selectors as written (for comments)
+    kinds: tuple[str, ...]
+    settings: tuple  # ((local tensor name, or None for the layer's weight, InitScheme), ...)
+    targets: list[InitTarget] = field(default_factory=list)
+
+
 @dataclass
 class Network:
     name: str
@@ -58,6 +98,7 @@ class Network:
     doc: str = ""
     warnings: list = field(default_factory=list)  # CnnWarnings found while elaborating (cnndsl.lint)
     overrides: list = field(default_factory=list)  # "name=value" of each --set and --input, as given
+    init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
 
     def node(self, name: str) -> dict:
         return self.graph.nodes[name]

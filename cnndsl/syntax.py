@@ -146,7 +146,7 @@ def _describe_token(tok: Token) -> str:
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
 _OPERATORS = {"ADD_OP", "MUL_OP", "_POW", "COMP_OP", "AND", "OR", "IF", "DOT", "LPAR", "LSQB", "COLON", "LBRACE"}
 _STATEMENT_WORDS = {"input", "output", "return", "if", "for", "network", "block", "preset", "import"}
-_KEYWORDS = ["network", "block", "preset", "import", "input", "output", "return", "for", "if", "else"]
+_KEYWORDS = ["network", "block", "preset", "import", "input", "output", "return", "for", "if", "else", "init"]
 
 
 def _expected_words(names: set[str]) -> str:
@@ -367,6 +367,28 @@ class _Builder(Transformer_NonRecursive):
 
     def doc_stmt(self, meta, c):
         return A.Doc(self._span(meta), self._string(c[0]))
+
+    def init_stmt(self, meta, c):
+        word = c[0]
+        if str(word) != "init":
+            close = difflib.get_close_matches(str(word), ["init"], n=1, cutoff=0.5)
+            hint = "; did you mean 'init'?" if close else " (a statement is an assignment, input, output, init, ...)"
+            raise CnnError(f"unknown statement '{word}'{hint}", self._tok_span(word))
+        return A.Init(self._span(meta), list(c[1:-1]), c[-1] or [])
+
+    def init_selector(self, meta, c):
+        return A.Selector(self._span(meta), c[0], c[1])
+
+    def init_path(self, meta, c):
+        parts: list = []
+        for p in c:
+            if isinstance(p, Token):  # NUMBER: a numbered member, lexed with its dot (`classifier.1`)
+                if not re.fullmatch(r"\.\d+", str(p)):
+                    raise CnnError(f"'{p}' is not a member number (write classifier.1)", self._tok_span(p))
+                parts.append(str(p)[1:])
+            else:
+                parts.append(p)
+        return parts
 
     # expressions
     def chain(self, meta, c):

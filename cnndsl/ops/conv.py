@@ -122,12 +122,12 @@ def connections(call: OpCall) -> int:
 def conv_params(call: OpCall) -> list[Param]:
     a = call.attrs
     if a["table"] is not None:
-        weight = Param("weight", (connections(call), *a["kernel"]))
+        weight = Param("weight", (connections(call), *a["kernel"]), layer="conv")
     else:
-        weight = Param("weight", (a["out"], call.x.channels // a["groups"], *a["kernel"]))
+        weight = Param("weight", (a["out"], call.x.channels // a["groups"], *a["kernel"]), layer="conv")
     if a["bias"] == "untied":
-        return [weight, Param("bias", call.out.shape)]
-    return [weight, Param("bias", (a["out"],))] if a["bias"] else [weight]
+        return [weight, Param("bias", call.out.shape, layer="conv")]
+    return [weight, Param("bias", (a["out"],), layer="conv")] if a["bias"] else [weight]
 
 
 def conv_macs(call: OpCall) -> int:

@@ -184,13 +184,15 @@ def attention_params(call: OpCall) -> list[Param]:
         spatial, temporal = rel_pos_sizes(call, g)
         params += [Param("rel_pos_h", (spatial, hd)), Param("rel_pos_w", (spatial, hd)),
                    Param("rel_pos_t", (temporal, hd))]
-    params += [Param("qkv.weight", (3 * out, c)), Param("qkv.bias", (3 * out,)),
-               Param("project.0.weight", (out, out)), Param("project.0.bias", (out,))]
+    params += [Param("qkv.weight", (3 * out, c), layer="linear"), Param("qkv.bias", (3 * out,), layer="linear"),
+               Param("project.0.weight", (out, out), layer="linear"),
+               Param("project.0.bias", (out,), layer="linear")]
     pools = (("q", g["kq"], g["pool_q"]), ("k", g["kkv"], g["pool_kv"]), ("v", g["kkv"], g["pool_kv"]))
     for name, kernel, on in pools:
         if on:
-            params += [Param(f"pool_{name}.pool.weight", (hd, 1, *kernel)),
-                       Param(f"pool_{name}.norm_act.0.weight", (hd,)), Param(f"pool_{name}.norm_act.0.bias", (hd,))]
+            params += [Param(f"pool_{name}.pool.weight", (hd, 1, *kernel), layer="conv"),
+                       Param(f"pool_{name}.norm_act.0.weight", (hd,), layer="layernorm"),
+                       Param(f"pool_{name}.norm_act.0.bias", (hd,), layer="layernorm")]
     return params
 
 

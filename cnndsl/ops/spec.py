@@ -46,12 +46,15 @@ class Arg:
 class Param:
     """A tensor an op owns. `name` is relative to the node ("weight"); "" names the node itself
     (ViT's `class_token`). kind: "trainable", "fixed" (a parameter never trained: RBF prototypes)
-    or "buffer" (BN running statistics)."""
+    or "buffer" (BN running statistics). layer: the kind of layer (an op's name) the tensor belongs to, where
+    that is not the op itself: a composite's inner layers ("fc1.weight" of `se` is a conv's) or an op that
+    counts as another (a `dwconv` is a conv); weight initialisation (`init conv: ...`) selects layers by it."""
 
     name: str
     shape: tuple[int, ...]
     kind: str = "trainable"
 
+    layer: str = ""
     @property
     def numel(self) -> int:
         return prod(self.shape)

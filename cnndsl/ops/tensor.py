@@ -199,8 +199,8 @@ GATES = ("relu", "relu6", "sigmoid", "hardsigmoid", "silu", "hardswish", "gelu",
 def se_params(call: OpCall) -> list[Param]:
     spatial_input(call, "se")
     c, s, ones = call.x.channels, call.attrs["squeeze"], (1,) * call.x.spatial_rank
-    return [Param("fc1.weight", (s, c, *ones)), Param("fc1.bias", (s,)),
-            Param("fc2.weight", (c, s, *ones)), Param("fc2.bias", (c,))]
+    return [Param("fc1.weight", (s, c, *ones), layer="conv"), Param("fc1.bias", (s,), layer="conv"),
+            Param("fc2.weight", (c, s, *ones), layer="conv"), Param("fc2.bias", (c,), layer="conv")]
 
 
 def se_macs(call: OpCall) -> int:
@@ -229,7 +229,8 @@ def mlp_shape(call: OpCall) -> TensorType:
 
 def mlp_params(call: OpCall) -> list[Param]:
     d, h, o = call.x.shape[-1], call.attrs["hidden"], call.out.shape[-1]
-    return [Param("0.weight", (h, d)), Param("0.bias", (h,)), Param("3.weight", (o, h)), Param("3.bias", (o,))]
+    return [Param("0.weight", (h, d), layer="linear"), Param("0.bias", (h,), layer="linear"),
+            Param("3.weight", (o, h), layer="linear"), Param("3.bias", (o,), layer="linear")]
 
 
 def mlp_macs(call: OpCall) -> int:

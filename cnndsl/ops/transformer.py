@@ -62,10 +62,10 @@ def attention_shape(call: OpCall) -> TensorType:
 
 def attention_params(call: OpCall) -> list[Param]:
     d = call.x.shape[1]
-    weights = [Param("in_proj_weight", (3 * d, d)), Param("out_proj.weight", (d, d))]
+    weights = [Param("in_proj_weight", (3 * d, d)), Param("out_proj.weight", (d, d), layer="linear")]
     if call.attrs["bias"]:
         weights[1:1] = [Param("in_proj_bias", (3 * d,))]
-        weights.append(Param("out_proj.bias", (d,)))
+        weights.append(Param("out_proj.bias", (d,), layer="linear"))
     return weights
 
 

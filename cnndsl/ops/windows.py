@@ -71,15 +71,17 @@ def attention_params(call: OpCall) -> list[Param]:
     else:
         params = [Param("relative_position_bias_table", (table, h))]
     index = (volume * volume,) if len(window) == 2 else (volume, volume)  # torchvision keeps the 3D one square
-    params += [Param("relative_position_index", index, "buffer"), Param("qkv.weight", (3 * c, c))]
+    params += [Param("relative_position_index", index, "buffer"),
+               Param("qkv.weight", (3 * c, c), layer="linear")]
     if a["qkv_bias"]:
-        params.append(Param("qkv.bias", (3 * c,)))
-    params.append(Param("proj.weight", (c, c)))
+        params.append(Param("qkv.bias", (3 * c,), layer="linear"))
+    params.append(Param("proj.weight", (c, c), layer="linear"))
     if a["proj_bias"]:
-        params.append(Param("proj.bias", (c,)))
+        params.append(Param("proj.bias", (c,), layer="linear"))
     if a["cosine"]:
-        params += [Param("cpb_mlp.0.weight", (CPB_HIDDEN, 2)), Param("cpb_mlp.0.bias", (CPB_HIDDEN,)),
-                   Param("cpb_mlp.2.weight", (h, CPB_HIDDEN))]
+        params += [Param("cpb_mlp.0.weight", (CPB_HIDDEN, 2), layer="linear"),
+                   Param("cpb_mlp.0.bias", (CPB_HIDDEN,), layer="linear"),
+                   Param("cpb_mlp.2.weight", (h, CPB_HIDDEN), layer="linear")]
     return params
 
 
