@@ -39,7 +39,8 @@ from .pytorch_init import init_lines  # weight initialisation (issue 12, item 3)
 HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
     encoding="utf-8")).body if isinstance(node, (ast.ClassDef, ast.FunctionDef)))
 # what a generated file imports or may define besides the .cnn file's names: never a name for those
-RESERVED = set(NAMES_RESERVED) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict"} | HELPER_NAMES
+RESERVED = (set(NAMES_RESERVED) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict", "namedtuple"}
+            | HELPER_NAMES)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WIDTH = 110  # generated code is broken over lines beyond this column
 LIMIT = 120  # no generated line is longer (a docstring or header line up to here stays whole)
@@ -578,12 +579,51 @@ class TorchGenerator:
             if operator and len(args) == 2 and target == args[0] and self._inplace_ok(node):
                 text = f"{target} {operator}= {args[1]}"  # as torchvision's `out += identity`
             lines.append(_fit(text, 8) + (f"  # {st.comment}" if st.comment else ""))
-        if scope.name == "" and len(outputs) > 1:
-            items = ", ".join(f"{string(k)}: {var[v]}" for k, v in self.net.outputs.items())
-            lines.append(f"return {{{items}}}")
+        if scope.name == "":
+            lines = self._network_return(stmts, lines, var)
         else:
             lines.append("return " + ", ".join(var[n] for n in outputs))
         return params, lines
+
+    def _network_return(self, stmts: list[Statement], lines: list[str], var: dict[str, str]) -> list[str]:
+        """The network's forward lines (one per statement) with its return. The statements that only training
+        outputs need (`training output`, GoogLeNet's auxiliary heads) run under `if self.training:`, as in
+        torchvision; in training the module returns all outputs as a namedtuple (`_outputs_tuple`), in eval
+        its one eval output as a tensor, or several as a dict from output name to tensor."""
+        assert len(lines) == len(stmts), "one line per statement"
+        training = self.net.training_nodes()
+        out: list[str] = []
+        guarded = False
+        for st, line in zip(stmts, lines):
+            train = bool(training) and bool(st.outputs) and all(n in training for n in st.outputs)
+            if train and not guarded:
+                out.append("if self.training:")
+            guarded = train
+            out.append(textwrap.indent(line, "    ") if train else line)
+        if self.net.training_outputs:
+            values = ", ".join(var[v] for v in self.net.outputs.values())
+            out += ["if self.training:", _fit(f"    return {self._outputs_tuple()[0]}({values})", 8)]
+        evals = self.net.eval_outputs()
+        if len(evals) > 1:
+            items = ", ".join(f"{string(k)}: {var[v]}" for k, v in evals.items())
+            out.append(_fit(f"return {{{items}}}", 8))
+        else:
+            out.append("return " + var[next(iter(evals.values()))])
+        return out
+
+    def _outputs_tuple(self) -> tuple[str, str]:
+        """(name, definition) of the namedtuple a network with training outputs returns in training mode, named
+        after the network (torchvision's GoogLeNetOutputs); ("", "") without training outputs."""
+        if not self.net.training_outputs:
+            return "", ""
+        taken = RESERVED | {c.name for c in self.class_of.values()} | {class_name(self.net)}
+        name = class_name(self.net) + "Outputs"
+        while name in taken:
+            name += "_"
+        fields = ", ".join(string(k) for k in self.net.outputs)
+        # a field may not be a keyword nor start with "_": such an output is the field _1 (by its position)
+        rename = any(keyword.iskeyword(k) or k.startswith("_") for k in self.net.outputs)
+        return name, _fit(f"{name} = namedtuple({string(name)}, [{fields}]{', rename=True' * rename})", 0)
 
     def _forward_loop(self, scope: Scope, stmts: list[Statement]) -> list[Statement] | None:
         """forward() as a loop over the members of a run, when the run's members are all the scope's
@@ -843,7 +883,8 @@ class TorchGenerator:
                "",
                f"    def forward(self, {', '.join(params)}):",
                *("        " + line for line in body)]
-        return "\n".join(out)
+        outputs = self._outputs_tuple()[1]  # a network with training outputs: the namedtuple it returns
+        return (outputs + "\n\n\n" if outputs else "") + "\n".join(out)
 
     def header(self, class_name: str) -> str:
         net, t = self.net, self.totals
@@ -878,8 +919,9 @@ class TorchGenerator:
         def uses(name: str) -> bool:
             return name in used
 
+        collections = ", ".join(n for n in ("OrderedDict", "namedtuple") if uses(n))
         standard = [line for line, wanted in (("import math", uses("math")),
-                                              ("from collections import OrderedDict", uses("OrderedDict"))) if wanted]
+                                              (f"from collections import {collections}", collections)) if wanted]
         imports = ["import torch"] if uses("torch") else []
         imports.append("from torch import nn")
         if uses("F"):

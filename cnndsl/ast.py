@@ -166,6 +166,7 @@ class Input(Node):
 class Output(Node):
     name: str
     value: Node | None
+    training: bool = False  # `training output ...`: present only in training mode
 
 
 @dataclass

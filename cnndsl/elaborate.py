@@ -62,6 +62,7 @@ class Evaluator:
         self.inputs: dict[str, PendingNode] = {}
         self.outputs: dict[str, PendingNode] = {}
         self.output_spans: dict[str, Span] = {}
+        self.training_outputs: list[str] = []  # the outputs declared `training output`, in order
         self.input_shapes = dict(input_shapes or {})
         self.used_input_shapes: set[str] = set()
         self.called: dict[int, A.BlockDef | A.TemplateDef] = {}  # the block definitions this network used
@@ -192,7 +193,8 @@ class Evaluator:
 
     def exec_Output(self, s: A.Output, env: Env) -> None:
         if self.block_stack:
-            raise CnnError("'output' belongs in the network body; a block returns its result", s.span)
+            what = "'training output'" if s.training else "'output'"
+            raise CnnError(f"{what} belongs in the network body; a block returns its result", s.span)
         if s.name in self.outputs:
             raise CnnError(f"output '{s.name}' is declared twice", s.span,
                            [Note("first declared here", self.output_spans[s.name])])
@@ -201,6 +203,8 @@ class Evaluator:
             raise CnnError(f"output '{s.name}' must be a tensor, got {describe(value)}", s.span)
         self.outputs[s.name] = value.node
         self.output_spans[s.name] = s.span
+        if s.training:
+            self.training_outputs.append(s.name)
 
     @staticmethod
     def shape_value(value, span: Span, tokens: bool) -> TensorType:
@@ -963,6 +967,11 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
         raise CnnError(f"network '{net.name}' declares no input (add `input x: 3x224x224`)", net.span)
     if not ev.outputs:
         raise CnnError(f"network '{net.name}' declares no output (add `output y = ...`)", net.span)
+    if len(ev.training_outputs) == len(ev.outputs):
+        first = ev.training_outputs[0]
+        raise CnnError(f"every output of network '{net.name}' is a training output: in eval mode it would return "
+                       f"nothing (declare its main output with `output`, not `training output`)",
+                       ev.output_spans[first])
     scopes = ev.finalize()
     graph = nx.MultiDiGraph()
     for node in ev.nodes:
@@ -975,6 +984,7 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     network = Network(
         name=target.preset.name if target.preset else net.name, graph=graph, order=[n.name for n in ev.nodes],
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
+        training_outputs=list(ev.training_outputs),
         scopes=scopes, params=params, source=_shown_source(program.path),
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
         overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]

@@ -12,7 +12,10 @@ op registry, which alone says what it means. Every node carries:
     span    where the user's text made it
     scope   name of the enclosing scope ("" for the network itself)
 
-Passes add one documented attribute each (see cnndsl/passes). Network outputs are a name -> node map.
+Passes add one documented attribute each (see cnndsl/passes). Network outputs are a name -> node map, in
+declaration order; `training_outputs` names those present only in training mode (`training output`, as
+GoogLeNet's auxiliary classifiers): `eval_outputs()` is the rest, and `training_nodes()` the nodes that only
+training outputs need, which a model in eval mode does not run.
 """
 
 from __future__ import annotations
@@ -99,6 +102,22 @@ class Network:
     warnings: list = field(default_factory=list)  # CnnWarnings found while elaborating (cnndsl.lint)
     overrides: list = field(default_factory=list)  # "name=value" of each --set and --input, as given
     init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
+    training_outputs: list = field(default_factory=list)  # names of the outputs present only in training
+
+    def eval_outputs(self) -> dict[str, str]:
+        """The outputs present in eval mode (name -> node), in declaration order."""
+        return {k: v for k, v in self.outputs.items() if k not in self.training_outputs}
+
+    def training_nodes(self) -> set[str]:
+        """The nodes that only training outputs need: no eval output depends on them (nodes no output needs are
+        not among them: every layer applied runs)."""
+        if not self.training_outputs:
+            return set()
+        needed = set(self.eval_outputs().values())
+        needed |= {a for n in needed for a in nx.ancestors(self.graph, n)}
+        train = {self.outputs[k] for k in self.training_outputs}
+        train |= {a for n in train for a in nx.ancestors(self.graph, n)}
+        return train - needed
 
     def node(self, name: str) -> dict:
         return self.graph.nodes[name]
@@ -152,6 +171,8 @@ def lint_ir(net: Network) -> None:
     for out, node in net.outputs.items():
         if node not in g.nodes:
             raise IRError(f"output {out} names missing node {node}")
+    if not set(net.training_outputs) <= set(net.outputs) or not net.eval_outputs():
+        raise IRError(f"training outputs {net.training_outputs} are not a proper subset of the outputs")
     for name in net.inputs.values():
         if g.nodes[name]["kind"] != "input":
             raise IRError(f"input {name} is not an input node")

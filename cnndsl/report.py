@@ -24,6 +24,7 @@ class Row:
     macs: int
     rf: object
     merged: bool = False
+    training: bool = False  # only training outputs need it (its MACs are in training_macs, not in macs)
 
 
 def rows(net: Network, depth: int) -> list[Row]:
@@ -38,18 +39,29 @@ def rows(net: Network, depth: int) -> list[Row]:
             scope = net.scopes.get(prefix)
             if prefix not in by_name and scope is not None:
                 op = scope.block if scope.kind == "block" else scope.kind
-                by_name[prefix] = Row(prefix, parts[level - 1], level - 1, op, "", 0, 0, None)
+                by_name[prefix] = Row(prefix, parts[level - 1], level - 1, op, "", 0, 0, None,
+                                      training=data.get("training_only", False))
                 out.append(by_name[prefix])
             if prefix in by_name:
                 row = by_name[prefix]
+                row.training = row.training and data.get("training_only", False)
                 row.params += param_count(data)
                 row.macs += data["macs"]
                 row.shape, row.rf, row.merged = _shape(data), data["rf"], _merged(data)
         if len(parts) <= depth:
             row = Row(data["name"], parts[-1], len(parts) - 1, data["op"] or "input", _shape(data),
-                      param_count(data), data["macs"], data["rf"], _merged(data))
+                      param_count(data), data["macs"], data["rf"], _merged(data), data.get("training_only", False))
             out.append(row)
     return out
+
+
+def _op_text(row: Row) -> str:
+    return f"{row.op} (training)" if row.training else row.op
+
+
+def _outputs_text(net: Network) -> str:
+    return ", ".join(f"{k} {net.type_of(v)}" + (" (training)" if k in net.training_outputs else "")
+                     for k, v in net.outputs.items())
 
 
 def _shape(data: dict) -> str:
@@ -133,7 +145,7 @@ def title(net: Network, doc: bool = True) -> str:
 
 def table(net: Network, totals: dict, depth: int) -> str:
     header = ("Layer", "Op", "Output", "Params", "MACs", "RF /stride")
-    body = [(("  " * r.depth) + r.label, r.op, r.shape, f"{r.params:,}" if r.params else "-",
+    body = [(("  " * r.depth) + r.label, _op_text(r), r.shape, f"{r.params:,}" if r.params else "-",
              f"{r.macs:,}" if r.macs else "-", _rf_text(r.rf, r.merged)) for r in rows(net, depth)]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     right = {3, 4}
@@ -145,15 +157,22 @@ def table(net: Network, totals: dict, depth: int) -> str:
     rule = "-" * len(fmt(header))
     lines = [title(net), rule, fmt(header), rule, *map(fmt, body), rule]
     t = totals
+    mode = ", eval mode" if net.training_outputs else ""  # the training outputs' heads do not run in eval
     lines += [
         f"params            {t['params']:>16,}  (trainable {t['trainable_params']:,}, fixed {t['fixed_params']:,})",
         f"buffers           {t['buffers']:>16,}",
-        f"MACs              {t['macs']:>16,}  ({_human(t['macs'])})",
-        f"FLOPs             {t['flops']:>16,}  ({_human(t['flops'])})",
-        f"activations       {t['activation_bytes']:>16,}  bytes ({_mib(t['activation_bytes'])}, float32, batch 1)",
-        f"peak live         {t['peak_activation_bytes']:>16,}  bytes ({_mib(t['peak_activation_bytes'])})",
+        f"MACs              {t['macs']:>16,}  ({_human(t['macs'])}{mode})",
+        f"FLOPs             {t['flops']:>16,}  ({_human(t['flops'])}{mode})",
+        f"activations       {t['activation_bytes']:>16,}  bytes ({_mib(t['activation_bytes'])}, float32, batch 1{mode})",
+        f"peak live         {t['peak_activation_bytes']:>16,}  bytes ({_mib(t['peak_activation_bytes'])}{mode})",
+    ]
+    if net.training_outputs:
+        heads = ", ".join(net.training_outputs)
+        lines += [f"training MACs     {t['training_macs']:>16,}  ({_human(t['training_macs'])}, with {heads})",
+                  f"training FLOPs    {t['training_flops']:>16,}  ({_human(t['training_flops'])}, with {heads})"]
+    lines += [
         "inputs            " + ", ".join(f"{k} {net.type_of(v)}" for k, v in net.inputs.items()),
-        "outputs           " + ", ".join(f"{k} {net.type_of(v)}" for k, v in net.outputs.items()),
+        "outputs           " + _outputs_text(net),
     ]
     for name, rf in last_spatial_fields(net).items():
         lines.append(f"receptive field   {name}: {rf_words(rf)}")
@@ -161,6 +180,8 @@ def table(net: Network, totals: dict, depth: int) -> str:
     if any(isinstance(d["rf"], ReceptiveField) and d["rf"].global_gate for d in net.nodes()):
         legend += "; g = a global gate (squeeze-excitation) upstream also lets it see the whole input"
     lines.append(legend)
+    if net.training_outputs:
+        lines.append("(training) = runs only in training mode, for a training output: its MACs are in training MACs")
     return "\n".join(lines)
 
 
@@ -182,6 +203,7 @@ def as_json(net: Network, totals: dict) -> dict:
             "shape": list(data["type"].shape), "params": param_count(data),
             "buffers": param_count(data, ("buffer",)), "macs": data["macs"], "flops": data["flops"],
             "bytes": data["bytes"], "rf": rf_json(data["rf"]), "rf_merged": _merged(data),
+            "training_only": data.get("training_only", False),
         })
     return {
         "network": net.name,
@@ -190,8 +212,10 @@ def as_json(net: Network, totals: dict) -> dict:
         "parameters": {k: _plain(v) for k, v in net.params.items()},
         "inputs": {k: list(net.type_of(v).shape) for k, v in net.inputs.items()},
         "outputs": {k: list(net.type_of(v).shape) for k, v in net.outputs.items()},
+        "training_outputs": list(net.training_outputs),
         "totals": {k: totals[k] for k in ("params", "trainable_params", "fixed_params", "buffers", "macs", "flops",
-                                          "activation_bytes", "peak_activation_bytes")},
+                                          "activation_bytes", "peak_activation_bytes", "training_macs",
+                                          "training_flops")},
         "receptive_field": {k: rf_json(v) for k, v in last_spatial_fields(net).items()},
         "layers": layers,
     }
@@ -211,11 +235,11 @@ def markdown(net: Network, totals: dict, depth: int) -> str:
              "| layer | op | output | params | MACs | RF (size / stride) |", "| --- | --- | --- | ---: | ---: | --- |"]
     for r in rows(net, depth):
         name = "&nbsp;" * 4 * r.depth + f"`{r.label}`"
-        lines.append(f"| {name} | {r.op} | {r.shape} | {r.params:,} | {r.macs:,} | {_rf_text(r.rf, r.merged)} |")
+        lines.append(f"| {name} | {_op_text(r)} | {r.shape} | {r.params:,} | {r.macs:,} | {_rf_text(r.rf, r.merged)} |")
     t = totals
     lines += ["", "| total | value |", "| --- | ---: |"]
     for key in ("params", "trainable_params", "fixed_params", "buffers", "macs", "flops", "activation_bytes",
-                "peak_activation_bytes"):
+                "peak_activation_bytes", *(("training_macs", "training_flops") if net.training_outputs else ())):
         lines.append(f"| {key} | {t[key]:,} |")
     return "\n".join(lines)
 
@@ -224,7 +248,7 @@ def csv_text(net: Network, totals: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "op", "inputs", "shape", "params", "buffers", "macs", "flops", "bytes", "rf_size",
-                "rf_stride", "rf_padding", "rf_global_gate"])
+                "rf_stride", "rf_padding", "rf_global_gate", "training_only"])
     for data in net.nodes():
         rf = data["rf"]
         cells = (["global"] * 3 + [""] if rf == GLOBAL else
@@ -232,5 +256,6 @@ def csv_text(net: Network, totals: dict) -> str:
                  if rf else [""] * 4)
         shape = "x".join(map(str, data["type"].shape))
         w.writerow([data["name"], data["op"] or "input", " ".join(data["inputs"]), shape, param_count(data),
-                    param_count(data, ("buffer",)), data["macs"], data["flops"], data["bytes"], *cells])
+                    param_count(data, ("buffer",)), data["macs"], data["flops"], data["bytes"], *cells,
+                    str(data.get("training_only", False)).lower()])
     return buf.getvalue()

@@ -121,6 +121,7 @@ _FRIENDLY = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "SHAPE": "a shape like 3x224x224",
     "_NL": "end of line", "$END": "end of file", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
     "MUL_OP": "'*', '/', '//' or '%'", "_POW": "'**'", "TOKENS": "'tokens'",
+    "TRAINING": "'training'",
 }
 _EXPRESSION_START = {"NAME", "NUMBER", "STRING", "SHAPE", "LPAR", "LSQB", "TRUE", "FALSE", "NONE", "ADD_OP", "NOT"}
 
@@ -224,6 +225,14 @@ def _syntax_error(source: Source, exc: UnexpectedInput, text: str | None = None)
     if tok.value == "=" and text[tok.end_pos:tok.end_pos + 1] == ">":
         return CnnError("unexpected '=>'; did you mean '->'?",
                         Span(source, tok.line, tok.column, tok.line, tok.column + 2))
+    line_start = [t for t in before if t.line == tok.line][:2]  # `training aux = ...`: the word `output` left out
+    if (len(line_start) == 2 and line_start[0].value == "training" and line_start[1].type == "NAME"
+            and (len(before) == len(line_start) or before[-len(line_start) - 1].line < tok.line)):
+        name = line_start[1]
+        return CnnError(f"unexpected name '{name.value}' after 'training'; a training-only output is written "
+                        f"`training output {name.value} = ...`",
+                        Span(source, name.line, name.column, name.end_line or name.line,
+                             name.end_column or name.column + 1))
     if tok.type == "NAME" and tok.value == "elif":
         return CnnError("unexpected name 'elif'; write 'else if'", span)
     if tok.value == "=" and "EQUAL" not in accepts and "COMP_OP" in accepts:
@@ -363,7 +372,7 @@ class _Builder(Transformer_NonRecursive):
         return A.Input(self._span(meta), str(c[0]), c[1] is not None, c[2])
 
     def output_stmt(self, meta, c):
-        return A.Output(self._span(meta), str(c[0]), c[1])
+        return A.Output(self._span(meta), str(c[1]), c[2], c[0] is not None)
 
     def doc_stmt(self, meta, c):
         return A.Doc(self._span(meta), self._string(c[0]))

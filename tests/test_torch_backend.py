@@ -193,9 +193,14 @@ def random_inputs(net, batch: int = 2, device: str = "cpu", seed: int = 0) -> li
     return [x.to(device) for x in xs]
 
 
-def as_dict(net, result) -> dict[str, torch.Tensor]:
-    """The model's result by output name: a dict keyed by output name when there are several outputs."""
-    names = list(net.outputs)
+def as_dict(net, result, training: bool = False) -> dict[str, torch.Tensor]:
+    """The model's result by output name: a dict keyed by output name when there are several outputs. With
+    training outputs (`training output`): in training mode a namedtuple of every output, in eval mode the eval
+    outputs alone."""
+    if training and net.training_outputs:
+        assert type(result).__name__.endswith("Outputs") and list(result._fields) == list(net.outputs), result
+        return result._asdict()
+    names = list(net.eval_outputs())
     if len(names) > 1:
         assert isinstance(result, dict), f"{len(names)} outputs must come back as a dict, got {type(result)}"
         assert list(result) == names, f"output keys {list(result)} != {names}"
@@ -219,14 +224,22 @@ def check_model(net, totals, model, inputs, *, batch: int = 2) -> dict:
     wrong = {k: (state[k], declared[k]) for k in state if state[k] != declared[k]}
     assert not wrong, f"shapes differ (state_dict, IR): {dict(list(wrong.items())[:8])}"
 
-    nodes = set(net.order)
+    training = net.training_nodes()  # eval mode: the modules only training outputs need must not run
+    nodes = set(net.order) - training
+    inside = {scope: {n for n in net.order if n.startswith(scope + ".")} for scope in net.scopes if scope}
+    training_modules = training | {scope for scope, members in inside.items() if members and members <= training}
     seen: dict[str, list[tuple[int, ...]]] = {}
+    ran: list[str] = []
+    skipped: set[str] = set()
     handles = []
     for qual, module in model.named_modules():
         if qual in nodes:
             seen[qual] = []
             handles.append(module.register_forward_hook(
                 lambda m, i, o, q=qual: seen[q].append(tuple(o.shape) if isinstance(o, torch.Tensor) else o)))
+        elif qual in training_modules:
+            skipped.add(qual)
+            handles.append(module.register_forward_hook(lambda m, i, o, q=qual: ran.append(q)))
     try:
         with torch.no_grad():
             result = model(*inputs)
@@ -234,13 +247,14 @@ def check_model(net, totals, model, inputs, *, batch: int = 2) -> dict:
         for h in handles:
             h.remove()
     outputs = as_dict(net, result)
-    for name, node in net.outputs.items():
+    assert not ran, f"eval mode ran modules only training outputs need: {ran[:8]}"
+    for name, node in net.eval_outputs().items():
         assert tuple(outputs[name].shape) == (batch, *net.type_of(node).shape), name
     for qual, shapes in seen.items():
         assert shapes, f"submodule {qual} was built but never called"
         expected = (batch, *net.type_of(qual).shape)
         assert all(s == expected for s in shapes), f"{qual}: runtime {shapes}, inferred {expected}"
-    missing = required_modules(net) - set(seen)
+    missing = required_modules(net) - set(seen) - skipped
     assert not missing, f"IR nodes with a module form but no submodule of that name: {sorted(missing)[:10]}"
     return {"outputs": outputs, "covered": set(seen)}
 
@@ -805,6 +819,10 @@ OP_CASES: dict[str, list] = {
                           "x -> channels_last -> a: window_attention(2, 8, 4, cosine=true)", [])],
     "patch_merge": [("inline", {"x": "4x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", []),
                     ("video", {"x": "4x2x6x6"}, "x -> channels_last -> patch_merge -> linear(4)", [])],
+    "partition_attention": [("maxvit_layer", {"x": "8x14x14"},
+                             "x -> channels_last -> n: layernorm -> a: partition_attention(2, 7) -> channels_first",
+                             []),
+                            ("grid", {"x": "8x8x8"}, 'x -> channels_last -> partition_attention(4, 2, "grid")', [])],
     "upsample": [
         ("inline_nearest", {"x": "3x5x6"}, "x -> upsample(scale=2)", []),
         ("module_bilinear_size", {"x": "3x5x6"}, 'x -> u: upsample(size=[9, 11], mode="bilinear")', []),

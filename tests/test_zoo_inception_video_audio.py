@@ -181,9 +181,12 @@ def test_googlenet_macs_equal_flop_counter(ours):
     _, totals = ours("googlenet", aux_logits=False)
     assert totals["macs"] == reference_macs(googlenet(False), (3, 224, 224))
     assert round(totals["macs"] / 1e9, 3) == GOOGLENET_WEIGHTS.meta["_ops"]
-    # with them: torchvision runs them in training mode only
-    _, totals = ours("googlenet")
-    assert totals["macs"] == reference_macs(googlenet(True), (3, 224, 224), train=True)
+    # with them (training outputs): torchvision runs them in training mode only, so the eval count is the same
+    net, totals = ours("googlenet")
+    assert net.training_outputs == ["aux_logits2", "aux_logits1"]
+    assert totals["macs"] == reference_macs(googlenet(True), (3, 224, 224))
+    assert round(totals["macs"] / 1e9, 3) == GOOGLENET_WEIGHTS.meta["_ops"]
+    assert totals["training_macs"] == reference_macs(googlenet(True), (3, 224, 224), train=True)
 
 
 def test_googlenet_every_module_has_torchvisions_output_shape(ours):
@@ -202,7 +205,8 @@ def test_googlenet_any_resolution_matches_torchvision(height, width):
     totals = cnndsl.analyze(net)
     model = googlenet(True)
     assert_module_output_shapes(net, model, (3, height, width), train=True)
-    assert totals["macs"] == reference_macs(model, (3, height, width), train=True)
+    assert totals["macs"] == reference_macs(model, (3, height, width))
+    assert totals["training_macs"] == reference_macs(model, (3, height, width), train=True)
 
 
 def test_googlenet_paper_5x5_branch(ours):
@@ -240,15 +244,28 @@ def test_googlenet_batch_norm_and_pooling_settings_are_torchvisions(ours):
 
 
 def test_googlenet_generated_module_loads_torchvisions_weights_and_agrees(ours):
+    # eval mode: the logits as a plain tensor, as torchvision returns them, and the auxiliary classifiers (training
+    # outputs) never run: no forward hook of aux1, aux2 or any module inside them fires
     net, _ = ours("googlenet")
     reference = randomize(googlenet(True, device="cpu"))
     model = generated(net, reference)
+    assert not model.training
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o, q=q: calls.append(q))
+             for q, m in model.named_modules() if q.startswith(("aux1", "aux2"))]
+    assert len(hooks) == 14  # aux1 and aux2, each with conv (conv, bn), fc1, dropout and fc2
     x = random_input(2, 3, 224, 224, seed=1)
-    with torch.no_grad():
-        out = model(x)
-        expected = reference(x)
-    assert set(out) == {"logits", "aux_logits1", "aux_logits2"}
-    assert relative_error(out["logits"], expected) < 1e-5
+    try:
+        with torch.no_grad():
+            out = model(x)
+            expected = reference(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert isinstance(out, torch.Tensor) and isinstance(expected, torch.Tensor)
+    assert calls == []
+    assert relative_error(out, expected) < 1e-5
+    assert out.argmax(1).shape == (2,)  # the issue's `model(x).argmax(1)`
 
 
 def test_googlenet_generated_aux_outputs_agree_in_training_mode(ours):
@@ -263,8 +280,12 @@ def test_googlenet_generated_aux_outputs_agree_in_training_mode(ours):
     expected = reference(x)
     torch.manual_seed(3)
     out = model(x)
+    # a namedtuple of torchvision's fields, in its order: GoogLeNetOutputs(logits, aux_logits2, aux_logits1)
+    assert isinstance(out, tuple) and out._fields == tvm.GoogLeNetOutputs._fields
     for field in tvm.GoogLeNetOutputs._fields:
-        assert relative_error(out[field], getattr(expected, field)) < 1e-5, field
+        assert relative_error(getattr(out, field), getattr(expected, field)) < 1e-5, field
+    logits, aux2, aux1 = out  # unpacks as torchvision's does
+    assert torch.equal(aux1, expected.aux_logits1)
 
 
 def test_googlenet_without_aux_loads_torchvisions_inference_weights(ours):

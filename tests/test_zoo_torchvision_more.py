@@ -379,25 +379,34 @@ def inception_v3_cpu():
 
 
 def test_inception_v3_aux_logits_are_torchvisions_auxiliary_classifier(ours, inception_v3_cpu):
-    # torchvision computes AuxLogits (on Mixed_6e) in training mode only; in eval mode its module, applied to
-    # the Mixed_6e output, gives what the preset's aux_logits output computes
+    # aux_logits is a training output: in eval mode the generated model returns the logits as a tensor without
+    # running AuxLogits, in training mode InceptionOutputs(logits, aux_logits), both as torchvision's
     net, _ = ours("inception_v3")
-    assert list(net.outputs) == ["logits", "aux_logits"]
+    assert list(net.outputs) == ["logits", "aux_logits"] and net.training_outputs == ["aux_logits"]
     reference = inception_v3_cpu
     model = cnndsl.to_torch(net).eval()
     model.load_state_dict(reference.state_dict(), strict=True)
-    seen = {}
-    hook = reference.Mixed_6e.register_forward_hook(lambda m, i, o: seen.setdefault("x", o))
+    calls = []
+    hook = model.AuxLogits.register_forward_hook(lambda m, i, o: calls.append(o))
     x = random_input(1, 3, 299, 299, seed=3)
     try:
         with torch.no_grad():
-            want = reference(x)
-            want_aux = reference.AuxLogits(seen["x"])
-            got = model(x)
+            want, got = reference.eval()(x), model(x)
     finally:
         hook.remove()
-    assert relative_error(got["logits"], want) <= 1e-5
-    assert relative_error(got["aux_logits"], want_aux) <= 1e-5
+    assert isinstance(got, torch.Tensor) and not calls
+    assert relative_error(got, want) <= 1e-5
+    # training mode: dropout draws in the same order in both, so equal seeds give equal masks
+    x = random_input(2, 3, 299, 299, seed=4)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        want = reference.train()(x)
+        torch.manual_seed(7)
+        got = model.train()(x)
+    reference.eval()
+    assert type(want).__name__ == "InceptionOutputs" and got._fields == want._fields == ("logits", "aux_logits")
+    for ours_, theirs in zip(got, want):
+        assert relative_error(ours_, theirs) <= 1e-5
 
 
 def test_inception_v3_without_aux_is_torchvisions_at_its_least_input(ours, tv):
@@ -414,13 +423,14 @@ def test_inception_v3_without_aux_is_torchvisions_at_its_least_input(ours, tv):
 
 
 def test_inception_v3_macs_in_training_and_eval_mode(ours, tv):
-    # with its auxiliary classifier the preset counts what torchvision computes in training mode; the
-    # documented 5.713 GFLOPS (eval mode) are the network without it
+    # the auxiliary classifier is a training output: `macs` counts the eval path (torchvision's documented
+    # 5.713 GFLOPS, as without it), `training_macs` what torchvision computes in training mode
     _, totals = ours("inception_v3")
     _, without = ours("inception_v3", aux_logits=False)
     model = tv("inception_v3")
-    assert totals["macs"] == reference_macs(model, (3, 299, 299), train=True)
-    assert without["macs"] == reference_macs(model, (3, 299, 299))
+    assert totals["training_macs"] == reference_macs(model, (3, 299, 299), train=True)
+    assert totals["macs"] == without["macs"] == reference_macs(model, (3, 299, 299))
+    assert round(totals["macs"] / 1e9, 3) == WEIGHTS["inception_v3"].meta["_ops"]
     assert round(without["macs"] / 1e9, 3) == WEIGHTS["inception_v3"].meta["_ops"]
     assert without["params"] == PUBLISHED["inception_v3"] - sum(p.numel() for p in model.AuxLogits.parameters())
 

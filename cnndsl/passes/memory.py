@@ -5,7 +5,8 @@ A tensor is live from the step that produces it to the last step that reads it; 
 live to the end. Ops with the "view" trait (flatten, dropout and stochastic depth at inference,
 identity, slice) alias their input's storage instead of owning new memory, so they extend its life
 rather than adding bytes. `activation_bytes` is the sum over storages (inputs included), and
-`peak_activation_bytes` the largest sum of live storages at any step.
+`peak_activation_bytes` the largest sum of live storages at any step. Both are for eval mode: the nodes
+that only training outputs need (counts.py's "training_only") have their "bytes" but are not counted.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ BYTES_PER_ELEMENT = 4  # float32
 def run(net: Network) -> dict:
     position = {name: i for i, name in enumerate(net.order)}
     owner: dict[str, str] = {}
+    training = net.training_nodes()
     for data in net.nodes():
         name = data["name"]
         data["bytes"] = data["type"].numel * BYTES_PER_ELEMENT
         view = data["kind"] == "op" and "view" in lookup(data["op"]).traits
         owner[name] = owner[data["inputs"][0]] if view else name
         data["storage"] = owner[name]
-    end = {name: position[name] for name in set(owner.values())}
+    end = {name: position[name] for name in set(owner.values()) if name not in training}
     for data in net.nodes():
+        if data["name"] in training:
+            continue
         for src in data["inputs"]:
             end[owner[src]] = max(end[owner[src]], position[data["name"]])
     last = len(net.order) - 1
-    for node in net.outputs.values():
+    for node in net.eval_outputs().values():
         end[owner[node]] = last
     delta = [0] * (len(net.order) + 1)
     for storage, stop in end.items():
