@@ -197,7 +197,7 @@ def _call(sch, tensor: str) -> str:
     parts = [tensor]
     for key, default in SCHEMES[sch.name]:
         value = args[key]
-        if isinstance(value, Formula) or type(value) is not type(default) and isinstance(value, str) or value != default:
+        if isinstance(value, Formula) or value != default:
             parts.append(f"{key}={_value(value)}")
     return f"nn.init.{sch.name}_({', '.join(parts)})"
 

@@ -283,7 +283,8 @@ def layers(net: Network) -> list[Layer]:
             path = f"{name}.{prefix}" if prefix else name
             if path not in groups:
                 # an inner layer is selected by its own kind and by its composite's (`init mlp` selects its linears)
-                kinds = (p.layer, spec.name) if prefix else tuple(dict.fromkeys([spec.name, *([p.layer] if p.layer else [])]))
+                own = [spec.name, *([p.layer] if p.layer else [])]
+                kinds = (p.layer, spec.name) if prefix else tuple(dict.fromkeys(own))
                 groups[path] = Layer(path, kinds, name, {})
             groups[path].tensors[local] = (f"{name}.{p.name}" if p.name else name, tuple(p.shape))
         own = groups.pop(name, None)
