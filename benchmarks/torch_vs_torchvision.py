@@ -238,13 +238,36 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
+def tensors(result) -> list[torch.Tensor]:
+    """The tensors a model returns, in order: a tensor; a namedtuple or tuple (GoogLeNet's outputs in training
+    mode); a dict (a segmentation model's out and aux). torchvision's None fields are left out."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, dict):
+        return [t for v in result.values() for t in tensors(v)]
+    if isinstance(result, (tuple, list)):
+        return [t for v in result for t in tensors(v)]
+    if result is None:
+        return []
+    raise TypeError(f"a model returned {type(result).__name__}, not tensors")
+
+
+def compare_outputs(a, b) -> tuple[float, bool]:
+    """(max abs difference, identical?) of two models' results, whatever their structure; different numbers
+    or shapes of tensors are a difference (infinite)."""
+    ta, tb = tensors(a), tensors(b)
+    if len(ta) != len(tb) or any(x.shape != y.shape for x, y in zip(ta, tb)):
+        return math.inf, False
+    return max(max_abs_diff(x, y) for x, y in zip(ta, tb)), all(torch.equal(x, y) for x, y in zip(ta, tb))
+
+
 def match_text(diff: float, identical: bool) -> str:
     return "identical" if identical else f"DIFFER (max abs diff {diff:.3g})"
 
 
 def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), target)
+    loss = F.cross_entropy(tensors(model(x))[0], target)  # the main output (GoogLeNet also returns aux logits)
     loss.backward()
     return loss
 
@@ -376,7 +399,7 @@ def explain(name: str, tv: nn.Module, gen: nn.Module, source: str, x: torch.Tens
         ref = tv(x)
         for label, model in variants.items():
             out = model(x)
-            print(f"    {label} output vs torchvision: {match_text(max_abs_diff(ref, out), torch.equal(ref, out))}")
+            print(f"    {label} output vs torchvision: {match_text(*compare_outputs(ref, out))}")
     fns = {TV: partial(tv, x), GEN: partial(gen, x), **{k: partial(m, x) for k, m in variants.items()}}
     with torch.no_grad():
         times, number = measure(fns, args, rng, args.seconds / 2)
@@ -483,13 +506,13 @@ def main(argv=None) -> int:
         x = torch.randn(args.batch, 3, args.size, args.size)
         with torch.no_grad():
             ref, out = tv(x), gen(x)
-        same = torch.equal(ref, out)
+        diff, same = compare_outputs(ref, out)
         ok &= same
         fns = {TV: partial(tv, x), GEN: partial(gen, x)}
         with torch.no_grad():
             times, number = measure(fns, args, rng, args.seconds)
-        print(f"\n{name} forward: outputs {match_text(max_abs_diff(ref, out), same)} (max abs diff "
-              f"{max_abs_diff(ref, out):.3g}); {len(times[TV])} rounds x {number} call(s), "
+        print(f"\n{name} forward: outputs {match_text(diff, same)} (max abs diff "
+              f"{diff:.3g}); {len(times[TV])} rounds x {number} call(s), "
               f"{time.perf_counter() - t0:.0f} s")
         stats = report(times)
         ok &= verdict(stats["wall"]) == "PASS"

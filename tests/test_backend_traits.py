@@ -44,6 +44,10 @@ CONSUMERS = {
     "leaky_relu": ["{p} -> leaky_relu(0.2)", "{p} -> r: leaky_relu(0.2)", "{p} -> leaky_relu(0)",
                    "{p} -> leaky_relu(-0.1)", "{p} -> r: leaky_relu(-0.5)"],
     "add": ["add({p}, {p})", "({p}) + ({p})"],
+    # their backward reads the input: PyTorch's in-place variants save a clone of it before overwriting
+    "silu": ["{p} -> silu", "{p} -> r: silu"],
+    "hardswish": ["{p} -> hardswish", "{p} -> r: hardswish"],
+    "hardsigmoid": ["{p} -> hardsigmoid", "{p} -> r: hardsigmoid"],
 }
 
 

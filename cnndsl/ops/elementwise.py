@@ -22,8 +22,10 @@ def slope_not_negative(call: OpCall) -> bool:
 
 ACTIVATIONS = [
     # relu, relu6 and leaky_relu (slope >= 0) may run in place, as torchvision writes them (inplace=True): their
-    # gradient is read off their output (spec.INPLACE). tanh and sigmoid would qualify too, but no backend has
-    # an in-place form of them; silu, hardswish, hardsigmoid and gelu need their input for the gradient.
+    # gradient is read off their output (spec.INPLACE). silu, hardswish and hardsigmoid need their input for the
+    # gradient, and PyTorch's in-place variants keep a copy of it for autograd, so they may too (torchvision's
+    # EfficientNet and MobileNetV3 write nn.SiLU(inplace=True) and nn.Hardswish(inplace=True)). tanh and sigmoid
+    # would qualify, but no backend has an in-place form of them; gelu has none in PyTorch.
     activation("relu", "max(x, 0).", 1, "max", traits=[INPLACE]),
     activation("relu6", "min(max(x, 0), 6), as MobileNet uses.", 2, "max, min", traits=[INPLACE]),
     activation("leaky_relu", "x if x > 0 else slope * x.", 2, "compare, multiply",
@@ -34,10 +36,11 @@ ACTIVATIONS = [
                "multiply, tanh, multiply",
                args=[Arg("a", number(), 1.7159, "amplitude A"), Arg("s", number(), 2 / 3, "slope S")]),
     activation("sigmoid", "1 / (1 + exp(-x)).", 3, "exp, add, divide"),
-    activation("hardsigmoid", "relu6(x + 3) / 6, as MobileNetV3 uses.", 3, "add, clamp, divide"),
+    activation("hardsigmoid", "relu6(x + 3) / 6, as MobileNetV3 uses.", 3, "add, clamp, divide", traits=[INPLACE]),
     activation("silu", "x * sigmoid(x) (swish), as EfficientNet uses.", 4, "sigmoid, multiply",
-               aliases=("swish",)),
-    activation("hardswish", "x * relu6(x + 3) / 6, as MobileNetV3 uses.", 4, "add, clamp, multiply, divide"),
+               aliases=("swish",), traits=[INPLACE]),
+    activation("hardswish", "x * relu6(x + 3) / 6, as MobileNetV3 uses.", 4, "add, clamp, multiply, divide",
+               traits=[INPLACE]),
     activation("gelu", "x * Phi(x), the exact (erf) form, as ViT uses.", 5, "erf form: 5 elementary operations"),
 ]
 

@@ -117,9 +117,13 @@ MERGE = "merge"
 
 INPLACE = "inplace"
 """The op may write its output over its first input, as nn.ReLU(inplace=True) and `a += b` do: the output
-has input 0's shape, and the op's backward does not need input 0's value (relu's gradient is read off its
-output, a sum's needs nothing). A backend that does so must also know that nothing else reads input 0
-and that input 0's producer has BACKWARD_NEEDS_NO_OUTPUT."""
+has input 0's shape, and autograd still has what the op's backward needs: either the backward does not
+read input 0's value (relu's gradient is read off its output, a sum's needs nothing), or PyTorch's in-place
+variant keeps a copy of it (silu_, hardswish_, hardsigmoid_: their derivative formulas read the input, and
+autograd saves a clone of the original input before the op overwrites it, so the gradient is exact; in
+training this saves no memory, in eval it saves an allocation, as torchvision's nn.SiLU(inplace=True)
+does). A backend that does so must also know that nothing else reads input 0 and that input 0's producer
+has BACKWARD_NEEDS_NO_OUTPUT: the overwritten tensor itself must be one no earlier backward reads."""
 
 BACKWARD_NEEDS_NO_OUTPUT = "backward_needs_no_output"
 """Autograd does not keep the op's output for the op's own backward (a convolution, a linear layer or a
