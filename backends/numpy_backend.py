@@ -340,6 +340,11 @@ EMITTERS: dict[str, NumpyOp] = {
     "window_attention": NumpyOp(call=window_attention_call, kernels=lambda ctx: (
         "window_attention_3d" if ctx.x.spatial_rank == 3 else "window_attention",)),
     "patch_merge": NumpyOp(call=lambda ctx: Call("patch_merge", (ctx.args[0],)), kernels=uses("patch_merge")),
+    "partition_attention": NumpyOp(call=lambda ctx: Call("partition_attention", (
+        ctx.args[0], *(ctx.w(k) for k in ("relative_position_bias_table", "relative_position_index", "to_qkv.weight",
+                                          "to_qkv.bias", "merge.weight", "merge.bias")),
+        literal(ctx.attrs["heads"]), literal(ctx.attrs["size"]),
+        *options([("grid", ctx.attrs["partition"] == "grid", False)]))), kernels=uses("partition_attention")),
     "lrn": NumpyOp(call=lambda ctx: Call("lrn", (ctx.args[0], literal(ctx.attrs["size"]), *options(
         [("alpha", ctx.attrs["alpha"], 1e-4), ("beta", ctx.attrs["beta"], 0.75), ("k", ctx.attrs["k"], 1.0)]))),
         kernels=uses("lrn")),

@@ -552,6 +552,26 @@ def window_attention(x, table, index, qkv_weight, qkv_bias, proj_weight, proj_bi
     return np.ascontiguousarray(out[:, :h, :w])
 
 
+def partition_attention(x, table, index, qkv_weight, qkv_bias, merge_weight, merge_bias, heads, size, grid=False):
+    """Self-attention within the groups of a window or grid partition of (N, H, W, C), with a relative position bias
+    (MaxViT, as torchvision's PartitionAttentionLayer): a window group is a size x size tile, a grid group the
+    size x size positions spaced H/size and W/size apart. Keys scaled by 1/sqrt(C), as torchvision's."""
+    n, h, w, c = x.shape
+    s, tokens = size, size * size
+    if grid:  # rows a * (H/s) + r: the group is (r_h, r_w), the token (a_h, a_w)
+        t = x.reshape(n, s, h // s, s, w // s, c).transpose(0, 2, 4, 1, 3, 5)
+    else:  # rows g * s + a: the group is the tile (g_h, g_w), the token (a_h, a_w)
+        t = x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+    t = t.reshape(-1, tokens, c)
+    qkv = linear(t, qkv_weight, qkv_bias).reshape(len(t), tokens, 3, heads, c // heads).transpose(2, 0, 3, 1, 4)
+    attn = qkv[0] @ (qkv[1] * np.float32(c ** -0.5)).transpose(0, 1, 3, 2)
+    attn += table[index.astype(np.int64).reshape(-1)].reshape(tokens, tokens, heads).transpose(2, 0, 1)
+    out = (softmax(attn, axis=-1) @ qkv[2]).transpose(0, 2, 1, 3).reshape(len(t), tokens, c)
+    out = linear(out, merge_weight, merge_bias).reshape(n, h // s, w // s, s, s, c)
+    out = out.transpose(0, 3, 1, 4, 2, 5) if grid else out.transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(out.reshape(n, h, w, c))
+
+
 def channel_shuffle(x, groups):
     """ShuffleNet's channel shuffle: (groups, C / groups) -> transposed -> flattened."""
     n, c, *spatial = x.shape

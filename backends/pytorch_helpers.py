@@ -9,6 +9,16 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def make_divisible(v, divisor=8, min_value=None):
+    """Round v to the nearest multiple of divisor, never below min_value nor 10% below v (MobileNet's rule)."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
 class ClassicConv(nn.Module):
     """A convolution as LeCun's early networks had it: padding with any value, one bias per output
     position (untied), and a table of the input maps each output map sees (partial connections)."""
@@ -534,3 +544,37 @@ class ShiftedWindowAttention3d(nn.Module):
                                            self.attention_dropout, self.dropout, self.qkv.bias, self.proj.bias,
                                            self.training)
 
+
+class PartitionAttention(nn.Module):
+    """MaxViT's attention within the groups of a window or grid partition of a (N, H, W, C) map, with a relative
+    position bias over each group's size x size positions (torchvision's RelativePositionalMultiHeadAttention, with
+    the partition and departition of its PartitionAttentionLayer around it). A window group is a size x size tile;
+    a grid group holds the positions spaced H/size rows and W/size columns apart. As torchvision's, the keys are
+    scaled by 1/sqrt(channels), not 1/sqrt(head channels)."""
+
+    def __init__(self, dim, heads, size=7, partition="window"):
+        super().__init__()
+        self.heads, self.size, self.grid = heads, size, partition == "grid"
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.merge = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.empty((2 * size - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (size - 1)
+        self.register_buffer("relative_position_index", relative[:, :, 0] * (2 * size - 1) + relative[:, :, 1])
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        s, tokens = self.size, self.size * self.size
+        if self.grid:  # rows a * (H/s) + r: the group is (r_h, r_w), the token (a_h, a_w)
+            x = x.view(n, s, h // s, s, w // s, c).permute(0, 2, 4, 1, 3, 5)
+        else:  # rows g * s + a: the group is the tile (g_h, g_w), the token (a_h, a_w)
+            x = x.view(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
+        qkv = self.to_qkv(x.reshape(n, -1, tokens, c)).view(n, -1, tokens, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)
+        bias = self.relative_position_bias_table[self.relative_position_index.flatten()]
+        attn = q @ (k * c ** -0.5).transpose(-2, -1) + bias.view(tokens, tokens, -1).permute(2, 0, 1)
+        out = self.merge((attn.softmax(dim=-1) @ v).transpose(2, 3).reshape(n, -1, tokens, c))
+        out = out.view(n, h // s, w // s, s, s, c)  # (group rows, group columns, token rows, token columns)
+        out = out.permute(0, 3, 1, 4, 2, 5) if self.grid else out.permute(0, 1, 3, 2, 4, 5)
+        return out.reshape(n, h, w, c)

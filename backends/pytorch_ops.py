@@ -307,6 +307,10 @@ EMITTERS: dict[str, TorchOp] = {
         layers=lambda ctx: {"qkv": "nn.Linear", "proj": "nn.Linear", "cpb_mlp.0": "nn.Linear",
                             "cpb_mlp.2": "nn.Linear"}),
     "patch_merge": TorchOp(call=lambda ctx, a: f"patch_merge({a[0]})", helpers=("patch_merge",)),
+    "partition_attention": TorchOp(module=lambda ctx: ctor(
+        "PartitionAttention", (ctx.x.channels, ctx.attrs["heads"]),
+        options({"size": 7, "partition": "window"}, size=ctx.attrs["size"], partition=ctx.attrs["partition"])),
+        helpers=("PartitionAttention",), layers=lambda ctx: {"to_qkv": "nn.Linear", "merge": "nn.Linear"}),
     "lrn": TorchOp(module=lambda ctx: ctor("nn.LocalResponseNorm", (ctx.attrs["size"],),
                                            options({"alpha": 1e-4, "beta": 0.75, "k": 1.0}, alpha=ctx.attrs["alpha"],
                                                    beta=ctx.attrs["beta"], k=ctx.attrs["k"]))),

@@ -231,6 +231,9 @@ CASES = [
     c("window_attention", "video-shifted", "6x10x9x9", "channels_last -> window_attention(3, [8, 7, 7], [4, 3, 3])"),
     c("patch_merge", "video", "4x2x5x6", "channels_last -> patch_merge"),
     c("patch_merge", "odd", "4x5x6", "channels_last -> patch_merge"),
+    c("partition_attention", "window", "8x14x14", "channels_last -> partition_attention(2, 7) -> channels_first"),
+    c("partition_attention", "grid", "8x14x14", 'channels_last -> partition_attention(2, 7, "grid")'),
+    c("partition_attention", "grid-size-2", "16x8x8", 'channels_last -> partition_attention(4, 2, "grid")'),
     c("upsample", "nearest-2d", "3x5x7", "upsample(scale=2)"),
     c("upsample", "nearest-to-size", "3x5x7", "upsample(size=[12, 9])"),
     c("upsample", "bilinear", "3x6x5", 'upsample(scale=2, mode="bilinear")'),
@@ -465,6 +468,7 @@ REDUCED = {
     "swin3d.cnn": ["3x4x64x64"],
     "s3d.cnn": ["3x13x209x209"],  # the least clip its 2x7x7 average pool takes
     "mvit.cnn": ["3x4x64x64"],  # a 2x16x16 grid: square, its sides divided by every stride (relative positions)
+    "maxvit.cnn": ["3x224x224"],  # its least: each stage's map a multiple of the 7x7 partition
 }
 FAST = {"lecun1989", "lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_b0"}
 

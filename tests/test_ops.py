@@ -297,6 +297,15 @@ CASES: list[Case] = [
          lambda: Ref(lambda x: swin_patch_merge(x, video=True)), tokens=False),
     Case("patch_merge", "odd", {"x": "4x5x6"}, "x -> channels_last -> t: patch_merge",
          lambda: Ref(swin_patch_merge), tokens=False),
+    # ---- MaxViT: attention within a window or a grid partition, on channels-last maps
+    Case("partition_attention", "window", {"x": "8x14x14"}, "x -> channels_last -> t: partition_attention(2, 7)",
+         lambda: maxvit_attention(8, 2, 7, "window"), tokens=False),
+    Case("partition_attention", "grid", {"x": "8x14x14"},
+         'x -> channels_last -> t: partition_attention(2, 7, "grid")',
+         lambda: maxvit_attention(8, 2, 7, "grid"), tokens=False),
+    Case("partition_attention", "grid-size-2", {"x": "16x8x8"},
+         'x -> channels_last -> t: partition_attention(4, 2, partition="grid")',
+         lambda: maxvit_attention(16, 4, 2, "grid"), tokens=False),
     # ---- upsampling, transposed convolution, pixel shuffle, crop (encoder-decoders)
     case("upsample", "nearest", "3x5x7", "upsample(scale=2)", lambda: nn.Upsample(scale_factor=2)),
     case("upsample", "nearest-size", "3x5x7", "upsample(size=[12, 9])", lambda: nn.Upsample(size=(12, 9))),
@@ -814,6 +823,7 @@ MINIMAL_CALL = {"conv": "conv(4, 1)", "dwconv": "dwconv(1)", "maxpool": "maxpool
                 "pixel_unshuffle": "pixel_unshuffle(2)", "channels_first": "channels_last -> channels_first",
                 "patch_merge": "channels_last -> patch_merge",
                 "window_attention": "channels_last -> window_attention(2, 3)",
+                "partition_attention": 'channels_last -> partition_attention(2, 3, "grid")',
                 "token_pool": "token_pool([1, 1, 3], 1)", "pool_attention": "pool_attention(2, [1, 1, 3])"}
 RANKS = ["8", "4x6", "4x6x6", "4x4x6x6", "tokens 4x8"]
 
@@ -1112,3 +1122,55 @@ def swin_attention_3d(dim: int, window: list, shift: list, heads: int) -> Ref:
     ref = as_ref(attention)
     return Ref(lambda x: attention(x.permute(0, 2, 3, 4, 1)), ref.params, ref.fixed, ref.buffers)
 
+
+def maxvit_partition(attention: nn.Module, x: torch.Tensor, size: int, partition: str) -> torch.Tensor:
+    """torchvision's PartitionAttentionLayer around `attention` (its RelativePositionalMultiHeadAttention), without
+    the norms, the MLP and the residuals: partition an (N, C, H, W) map, attend, departition; channels last out."""
+    from torchvision.models.maxvit import SwapAxes, WindowDepartition, WindowPartition
+
+    n = x.shape[-2] // size  # torchvision's n_partitions; p, the partition op's window, is size or n
+    p, g = (size, n) if partition == "window" else (n, size)
+    swap = SwapAxes(-2, -3) if partition == "grid" else nn.Identity()
+    y = swap(attention(swap(WindowPartition()(x, p))))
+    return WindowDepartition()(y, p, x.shape[-2] // p, x.shape[-1] // p).permute(0, 2, 3, 1)
+
+
+def maxvit_attention(dim: int, heads: int, size: int, partition: str) -> Ref:
+    """torchvision's MaxViT attention (RelativePositionalMultiHeadAttention) within its partition."""
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    attention = RelativePositionalMultiHeadAttention(dim, dim // heads, size * size).eval()
+    ref = as_ref(attention)
+    return Ref(lambda x: maxvit_partition(attention, x, size, partition), ref.params, ref.fixed, ref.buffers)
+
+
+@pytest.mark.parametrize("shape, heads, size, partition", [("8x14x14", 2, 7, "window"), ("8x14x14", 2, 7, "grid"),
+                                                           ("16x8x8", 4, 2, "grid"), ("12x6x6", 3, 3, "window")])
+def test_partition_attention_computes_torchvisions_maxvit_attention(tmp_path, shape, heads, size, partition):
+    # the generated module holds torchvision's RelativePositionalMultiHeadAttention's weights and gives its outputs
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    c = int(shape.split("x")[0])
+    layer = f'partition_attention({heads}, {size}, "{partition}")'
+    net, _ = build(tmp_path, {"x": shape}, f"x -> channels_last -> t: {layer}")
+    torch.manual_seed(0)
+    reference = RelativePositionalMultiHeadAttention(c, c // heads, size * size).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_(std=0.5)  # biases and the bias table count too
+    model = cnndsl.to_torch(net).eval()
+    model.load_state_dict({f"t.{k}": v for k, v in reference.state_dict().items()}, strict=True)
+    x = torch.randn(2, *parse_shape(shape)[0])
+    with torch.no_grad():
+        want, got = maxvit_partition(reference, x, size, partition), model(x)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), (got - want).abs().max()
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("partition_attention(2, 7)", "multiples of size=7"),
+    ('partition_attention(3, 2, "grid")', "not divisible by heads=3"),
+    ('partition_attention(2, 2, "diagonal")', "must be one of"),
+])
+def test_partition_attention_refuses_maps_it_cannot_partition(tmp_path, layer, message):
+    with pytest.raises(cnndsl.CnnError, match=message):
+        build(tmp_path, {"x": "8x12x12"}, f"x -> channels_last -> t: {layer}")

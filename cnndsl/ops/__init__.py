@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import conv, elementwise, layout, multiscale, pool, resample, tensor, transformer, windows
-from .spec import GATED, GLOBAL, POINTWISE, Arg, OpCall, OpError, OpSpec, Param, Resample, Tiles, Transposed, Window
+from .spec import (GATED, GLOBAL, POINTWISE, Arg, Grid, OpCall, OpError, OpSpec, Param, Resample, Tiles, Transposed,
+                   Window)
 
 REGISTRY: dict[str, OpSpec] = {}
 ALIASES: dict[str, str] = {}
@@ -32,4 +33,4 @@ def all_names() -> list[str]:
 
 
 __all__ = ["REGISTRY", "ALIASES", "lookup", "all_names", "register", "OpSpec", "OpCall", "OpError", "Arg",
-           "Param", "Window", "Resample", "Tiles", "Transposed", "POINTWISE", "GLOBAL", "GATED"]
+           "Param", "Window", "Resample", "Tiles", "Grid", "Transposed", "POINTWISE", "GLOBAL", "GATED"]

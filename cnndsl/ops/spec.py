@@ -92,6 +92,16 @@ class Tiles:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """Receptive-field rule of attention within the groups of a grid partition (MaxViT), per spatial axis: the
+    axis, of length step * count, holds `step` groups; output o sees the `count` positions o mod step + t * step,
+    t < count: positions far apart, the whole axis at a stride of `step`."""
+
+    step: tuple[int, ...]
+    count: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Transposed:
     """Receptive-field rule of a transposed convolution, per spatial axis: input i feeds outputs
     i * stride - padding + t * dilation, t < kernel."""

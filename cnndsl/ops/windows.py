@@ -13,8 +13,8 @@ from __future__ import annotations
 from math import prod
 
 from ..types import TensorType
-from .spec import (ANY_LAYOUT, Arg, OpCall, OpError, OpSpec, Param, Tiles, Window, boolean, integer, ints, number,
-                   per_axis)
+from .spec import (ANY_LAYOUT, Arg, Grid, OpCall, OpError, OpSpec, Param, Tiles, Window, boolean, choice, integer,
+                   ints, number, per_axis)
 
 
 def map_input(call: OpCall, op: str) -> int:
@@ -143,4 +143,67 @@ patch_merge = OpSpec(
     category="tensor",
 )
 
-OPS = [window_attention, patch_merge]
+
+
+# ---------------------------------------------------------------- MaxViT's multi-axis attention
+
+
+def partition_geometry(call: OpCall) -> tuple[int, ...]:
+    """Per axis, the step between the positions one group holds: 1 for a window (size consecutive positions),
+    n / size for a grid (size positions spread evenly over the axis of length n)."""
+    a = call.attrs
+    return tuple(1 if a["partition"] == "window" else n // a["size"] for n in call.x.spatial)
+
+
+def partition_shape(call: OpCall) -> TensorType:
+    a, x = call.attrs, call.x
+    if not (x.channels_last and x.spatial_rank == 2):
+        raise OpError(f"partition_attention needs an HxWxC map (channels last: -> channels_last first), got {x}")
+    if any(n % a["size"] for n in x.spatial):
+        raise OpError(f"partition_attention: the map's height and width ({x.spatial[0]}x{x.spatial[1]}) must be "
+                      f"multiples of size={a['size']} (MaxViT's input side must then be a multiple of 32 x size)")
+    if x.channels % a["heads"]:
+        raise OpError(f"partition_attention: {x.channels} channels are not divisible by heads={a['heads']}")
+    return x
+
+
+def partition_params(call: OpCall) -> list[Param]:
+    """torchvision's RelativePositionalMultiHeadAttention, in its state_dict order: the bias table over the
+    (2 size - 1)^2 relative offsets, the size^2 x size^2 index into it, to_qkv, merge."""
+    c, h, s = call.x.channels, call.attrs["heads"], call.attrs["size"]
+    return [Param("relative_position_bias_table", ((2 * s - 1) ** 2, h)),
+            Param("relative_position_index", (s * s, s * s), "buffer"),
+            Param("to_qkv.weight", (3 * c, c), layer="linear"), Param("to_qkv.bias", (3 * c,), layer="linear"),
+            Param("merge.weight", (c, c), layer="linear"), Param("merge.bias", (c,), layer="linear")]
+
+
+def partition_macs(call: OpCall) -> int:
+    """P positions, groups of V = size^2: to_qkv P*C*3C, Q K^T and A V 2*P*V*C, merge P*C*C."""
+    c, positions, group = call.x.channels, prod(call.x.spatial), call.attrs["size"] ** 2
+    return positions * c * 3 * c + 2 * positions * group * c + positions * c * c
+
+
+def partition_rf(call: OpCall):
+    """A window sees its own size x size tile; a grid position sees every position of its residue class."""
+    steps = partition_geometry(call)
+    if call.attrs["partition"] == "window":
+        return Tiles((call.attrs["size"],) * 2, (0, 0))
+    return Grid(steps, (call.attrs["size"],) * 2)
+
+
+partition_attention = OpSpec(
+    "partition_attention", "Multi-head self-attention within the groups of a window or grid partition of an HxWxC "
+                           "map, with a relative position bias (MaxViT's block and grid attention; torchvision's "
+                           "RelativePositionalMultiHeadAttention inside its PartitionAttentionLayer).",
+    args=(Arg("heads", integer(), doc="attention heads"),
+          Arg("size", integer(), 7, "positions per group along each axis: size x size tokens attend together"),
+          Arg("partition", choice("window", "grid"), "window",
+              '"window": consecutive size x size tiles; "grid": size x size positions spaced H/size and W/size '
+              "apart (a dilated, map-wide window)")),
+    shape=partition_shape, params=partition_params, macs=partition_macs,
+    flops=lambda c: 2 * partition_macs(c) + 4 * c.attrs["heads"] * prod(c.x.spatial) * c.attrs["size"] ** 2,
+    flops_doc="2 per MAC plus 4 per attention score (scale, bias, exp and normalise)",
+    rf=partition_rf, traits=frozenset({ANY_LAYOUT}), category="attention", shown=("heads", "size", "partition"),
+)
+
+OPS = [window_attention, patch_merge, partition_attention]
