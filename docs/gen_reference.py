@@ -233,6 +233,19 @@ NOTES: dict[str, dict[str, str]] = {
                 "A V) + out x (query grid) x (Tk + Hk + Wk) with `rel_pos` + Nq out^2 (project)",
         "rf": "global",
     },
+    "partition_attention": {
+        "inputs": "an HxWxC map (channels last), H and W multiples of `size`, C divisible by `heads`",
+        "shape": _SAME_SHAPE,
+        "params": "`relative_position_bias_table` (2 size - 1)^2 x heads, the buffer `relative_position_index` "
+                  "size^2 x size^2, `to_qkv.weight` 3C x C, `to_qkv.bias` 3C, `merge.weight` C x C, `merge.bias` C, "
+                  "as torchvision's RelativePositionalMultiHeadAttention",
+        "macs": "H W C 3C (to_qkv) + 2 H W size^2 C (Q K^T and the weighted sum of V, within each group) + H W C^2 "
+                "(merge)",
+        "rf": "\"window\": each output sees its own size x size tile (as Swin's windows, unshifted); \"grid\": along "
+              "each axis of length n, output o sees the size positions o mod (n / size) + t n / size, spread over "
+              "the whole axis: reported as the first and last input pixel each position sees (the fields repeat "
+              "along the map, effective stride 0), and \"global\" where every position's field spans the whole input",
+    },
 }
 for _name in ("relu", "relu6", "leaky_relu", "tanh", "scaled_tanh", "sigmoid", "hardsigmoid", "silu", "hardswish",
               "gelu"):
@@ -275,6 +288,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], str]] = {
     "pool_attention": ({"x": "tokens 25089x96"},
                        "x -> pool_attention(1, [8, 56, 56], out=192, kernel_q=3, stride_q=[1, 2, 2], kernel_kv=3, "
                        "stride_kv=[1, 4, 4])"),
+    "partition_attention": ({"x": "64x56x56"}, 'x -> channels_last -> partition_attention(2, 7, "grid")'),
     "scaled_tanh": ({"x": "6x28x28"}, "x -> scaled_tanh"),
     "leaky_relu": ({"x": "64x56x56"}, "x -> leaky_relu(0.1)"),
 }

@@ -259,6 +259,8 @@ PUBLISHED = {
     "regnet_y_128gf": 644_812_894,
     # issue 11, video: torchvision's documentation, each also its Kinetics-400 weights' meta["num_params"]
     "s3d": 8_320_048, "mvit_v1_b": 36_610_672, "mvit_v2_s": 34_537_744,
+    # issue 11: torchvision's documentation of maxvit_t, also its ImageNet weights' meta["num_params"]
+    "maxvit_t": 30_919_624,
 }
 
 # torchvision's weights of each preset's network at the preset's input, whose meta gives the published
@@ -293,6 +295,7 @@ WEIGHTS = {
     "regnet_y_128gf": tvm.RegNet_Y_128GF_Weights.IMAGENET1K_SWAG_LINEAR_V1,
     # Kinetics-400, at the clip of its documented "_ops": S3D and MViT 16x224x224
     **{name: tvm.get_model_weights(name).KINETICS400_V1 for name in ["s3d", "mvit_v1_b", "mvit_v2_s"]},
+    "maxvit_t": tvm.MaxVit_T_Weights.IMAGENET1K_V1,  # ImageNet, at 224x224 (its "_ops": 5.558)
 }
 
 
