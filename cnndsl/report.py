@@ -163,7 +163,8 @@ def table(net: Network, totals: dict, depth: int) -> str:
         f"buffers           {t['buffers']:>16,}",
         f"MACs              {t['macs']:>16,}  ({_human(t['macs'])}{mode})",
         f"FLOPs             {t['flops']:>16,}  ({_human(t['flops'])}{mode})",
-        f"activations       {t['activation_bytes']:>16,}  bytes ({_mib(t['activation_bytes'])}, float32, batch 1{mode})",
+        f"activations       {t['activation_bytes']:>16,}  bytes "
+        f"({_mib(t['activation_bytes'])}, float32, batch 1{mode})",
         f"peak live         {t['peak_activation_bytes']:>16,}  bytes ({_mib(t['peak_activation_bytes'])}{mode})",
     ]
     if net.training_outputs:
