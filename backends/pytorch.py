@@ -30,10 +30,11 @@ from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
 from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE
 from cnndsl.passes import analyze, op_call
+from cnndsl.symbolic import Sym, plain, sym_of
 from cnndsl.values import describe
 
 from .pysource import docstring_text, string
-from .pytorch_ops import EMITTERS, Call, Code, Ctx, render, same
+from .pytorch_ops import EMITTERS, Call, Code, Ctx, float_text, render, same
 from .pytorch_init import init_lines  # weight initialisation (issue 12, item 3): the tail of the top __init__
 
 HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
@@ -42,6 +43,8 @@ HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_nam
 RESERVED = (set(NAMES_RESERVED) | set(dir(builtins)) | {"self", "torch", "nn", "F", "math", "OrderedDict", "namedtuple"}
             | HELPER_NAMES)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# the .cnn builtins that a generated expression may call, by their Python names
+FUNCTIONS = {"ceil": "math.ceil", "floor": "math.floor", "sqrt": "math.sqrt"}
 WIDTH = 110  # generated code is broken over lines beyond this column
 LIMIT = 120  # no generated line is longer (a docstring or header line up to here stays whole)
 
@@ -113,6 +116,7 @@ class TorchGenerator:
         for name in sorted((s for s in net.scopes if s), key=lambda s: -s.count(".")):  # inner scopes first
             if self._is_sequential(net.scopes[name]):
                 self.sequential.add(name)
+        self.home = ""  # the scope whose class is being planned or written: its names are in scope
         self.classes: dict[str, BlockClass] = {}
         self.class_of: dict[str, BlockClass] = {}
         self.runs = {s: self._runs(self.net.scopes[s]) for s in self.net.scopes if s not in self.sequential}
@@ -241,6 +245,13 @@ class TorchGenerator:
 
     def _body_shape(self, scope: Scope) -> str:
         """The class body a scope needs, with literal values blanked: equal shapes share a class."""
+        home, self.home = self.home, scope.name
+        try:
+            return self._body_shape_text(scope)
+        finally:
+            self.home = home
+
+    def _body_shape_text(self, scope: Scope) -> str:
         loops = self._loops(scope)
         init = [f"{self._local(c)}:{self._blank(loops.get(c) or self._construct(c, scope.name))}"
                 for c in scope.children if loops.get(c, True) is not None]
@@ -263,32 +274,30 @@ class TorchGenerator:
         return "_" if expr is not None else "None"
 
     def _make_class(self, key, members: list[Scope]) -> None:
+        """One class for instances whose code is the same: the block's parameters (and input sizes) that the
+        code names are its constructor's parameters; a literal that still differs between instances (one the
+        .cnn file did not compute from the parameters) becomes one more, named after where it goes."""
         rep = members[0]
-        trees = [self._leaves(self._init_items(m)) for m in members]
-        in_channels = [self._in_channels(m) for m in members]
-        candidates: list[tuple[str, list]] = []
-        for arg in rep.args:  # the block's parameters, then its locals, then the input's channels
-            if all(arg in m.args for m in members) and IDENTIFIER.fullmatch(arg) and arg not in RESERVED:
-                candidates.append((arg, [m.args[arg] for m in members]))
-        if all(c is not None for c in in_channels):
-            candidates.append(("in_channels", in_channels))
-        slots, params, values = {}, [], {m.name: {} for m in members}
+        items = [self._init_items(m) for m in members]
+        trees = [self._leaves(i) for i in items]
+        used = self._code_names(items[0]) & self._names(rep.name)
+        lets = self._lets(rep, used)
+        used = (used | {n for _, text in lets for n in re.findall(r"[A-Za-z_]\w*", text)}) - set(rep.lets)
+        params = [p for p in rep.call if p in used]
+        candidates: list[tuple[str, list]] = [(p, [m.call[p] for m in members]) for p in params]
+        slots, values = {}, {m.name: {} for m in members}
         for path in trees[0]:
             column = [t[path] for t in trees]
             if all(v == column[0] and type(v) is type(column[0]) for v in column):
                 continue
-            expr = self._match(column, candidates)
-            if expr is None:  # a value of its own: named after where it goes, unique in the class
-                base = _slot_name(path)
-                expr, k = base, 1
-                while expr in dict(candidates) or expr in RESERVED:
-                    k += 1
-                    expr = f"{base}_{k}"
-                candidates.append((expr, column))
+            base = _slot_name(path)  # a value of its own: named after where it goes, unique in the class
+            expr, k = base, 1
+            while expr in dict(candidates) or expr in RESERVED or expr in rep.lets:
+                k += 1
+                expr = f"{base}_{k}"
+            candidates.append((expr, column))
             slots[path] = Slot(expr)
-            for name in re.findall(r"[A-Za-z_]\w*", expr):
-                if name not in params:
-                    params.append(name)
+            params.append(expr)
         for m in members:
             lookup = dict(candidates)
             values[m.name] = {p: lookup[p][members.index(m)] for p in params}
@@ -298,19 +307,44 @@ class TorchGenerator:
             self.class_of[m.name] = cls
 
     @staticmethod
-    def _match(column: list, candidates: list) -> str | None:
-        for name, values in candidates:
-            if column == values and all(type(a) is type(b) for a, b in zip(column, values)):
-                return name
-        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in column)
-        for name, values in candidates:
-            if ints and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                ratios = {c // v for c, v in zip(column, values) if c % v == 0}
-                if len(ratios) == 1 and all(c % v == 0 for c, v in zip(column, values)):
-                    k = ratios.pop()
-                    if k > 1:
-                        return f"{name} * {k}"
-        return None
+    def _code_names(items: list) -> set[str]:
+        """The identifiers that the expressions (Code) of constructor trees use."""
+        found: set[str] = set()
+
+        def walk(expr):
+            if isinstance(expr, Call):
+                for a in expr.args:
+                    walk(a)
+                for _, v in expr.kwargs:
+                    walk(v)
+            elif isinstance(expr, Named):
+                for _, v in expr.items:
+                    walk(v)
+            elif isinstance(expr, Loop):
+                walk(expr.count)
+                for _, first, step in expr.args:
+                    walk(first)
+                    walk(step)
+            elif isinstance(expr, Code):
+                found.update(re.findall(r"[A-Za-z_]\w*", expr))
+            elif isinstance(expr, (list, tuple)):
+                for v in expr:
+                    walk(v)
+
+        for _, expr in items:
+            walk(expr)
+        return found
+
+    def _lets(self, scope: Scope, used: set[str]) -> list[tuple[str, str]]:
+        """(name, expression) of the block's locals that the class's code uses, in the .cnn file's order, with
+        the ones they use: `width = int(planes * (width_per_group / 64)) * groups`."""
+        wanted, out = set(used), []
+        for name, value in reversed(scope.lets.items()):
+            if name in wanted:
+                sym = Sym.of(value)
+                wanted |= sym.names()
+                out.append((name, self._text(sym)))
+        return out[::-1]
 
     def _block_params(self, scope: Scope) -> set[str]:
         """The block's declared parameters (scope.args also holds its locals after them)."""
@@ -354,9 +388,85 @@ class TorchGenerator:
     def _local(self, name: str) -> str:
         return name.rsplit(".", 1)[-1]
 
-    def _ctx(self, name: str) -> Ctx:
+    def _ctx(self, name: str, traced: bool = False) -> Ctx:
+        """The emitters' view of a node; `traced`: its numbers as the .cnn file computed them (cnndsl.symbolic),
+        for constructors, which _symbolic then writes as expressions where the class has the names."""
+        data = self.net.node(name)
+        if traced and data.get("traced") is not None:
+            attrs, inputs, out = data["traced"]
+            return Ctx(attrs, list(inputs), out, name, self._inplace_ok(name))
         call = op_call(self.net, name)
         return Ctx(call.attrs, call.inputs, call.out, name, self._inplace_ok(name))
+
+    # ------------------------------------------------------------ expressions
+
+    def _roots(self, scope: str) -> str:
+        """The block instance (or the network, "") whose parameters a number made in `scope` is traced by."""
+        while scope and self.net.scopes[scope].kind != "block" and not self.net.scopes[scope].tag:
+            scope = scope.rsplit(".", 1)[0] if "." in scope else ""
+        return scope
+
+    def _names(self, scope: str) -> set[str]:
+        """The names a class's code may use: its block's parameters and input sizes, or the network's."""
+        if scope == "":
+            return set(self.net.params)
+        s = self.net.scopes[scope]
+        return set(s.call) | set(s.lets) if s.kind == "block" or s.tag else set()
+
+    def _arguments(self, scope: str) -> dict[str, Sym]:
+        """What a block instance's names are in its caller's terms: its arguments, then its locals."""
+        s = self.net.scopes[scope]
+        out = {s.tag + k: Sym.of(v) for k, v in s.call.items()}
+        for name, v in s.lets.items():
+            out[name] = Sym.of(v).subs(out)
+        return out
+
+    def _expression(self, value, roots: str):
+        """A traced number as the code of class `self.home` can write it (Code), else the plain number."""
+        sym = sym_of(value)
+        if sym is None:
+            return plain(value)
+        while roots != self.home and roots:  # up through blocks drawn inline: their parameters are their args
+            sym = sym.subs(self._arguments(roots))
+            parent = roots.rsplit(".", 1)[0] if "." in roots else ""
+            roots = self._roots(parent)
+        if roots != self.home:
+            return plain(value)
+        if roots == "" and self.net.fixed:  # parameters that shaped the network are literals in its code
+            sym = sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.net.fixed})
+        if roots and self.net.scopes[roots].tag:  # a template's scope: its names without the call's tag
+            tag = self.net.scopes[roots].tag
+            sym = sym.subs({tag + k: Sym.name(k) for k in self.net.scopes[roots].call})
+        if not sym.names() <= self._names(self.home):
+            return plain(value)
+        if sym.literal:
+            return plain(value)
+        return Code(self._text(sym))
+
+    def _text(self, sym: Sym) -> str:
+        """An expression as Python: the .cnn builtins by their Python names (make_divisible is copied in)."""
+        text = sym.text(lambda v: float_text(v) if isinstance(v, float) else repr(v), FUNCTIONS)
+        if "make_divisible(" in text:
+            self.helpers.add("make_divisible")
+        return text
+
+    def _symbolic(self, tree, roots: str):
+        """A constructor tree with its traced numbers written as expressions (see _expression)."""
+        if isinstance(tree, Call):
+            return Call(tree.callee, tuple(self._symbolic(a, roots) for a in tree.args),
+                        tuple((k, self._symbolic(v, roots)) for k, v in tree.kwargs), tree.defaults)
+        if isinstance(tree, Code):
+            return tree
+        if isinstance(tree, dict):
+            return {k: self._symbolic(v, roots) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)) and not isinstance(tree, Named):
+            values = [self._symbolic(v, roots) for v in tree]
+            if isinstance(tree, tuple) and type(tree) is not tuple:  # Options and other tuple types keep theirs
+                return tree
+            return values if isinstance(tree, list) else tuple(values)
+        if isinstance(tree, Named):
+            return Named(tuple((k, self._symbolic(v, roots)) for k, v in tree.items))
+        return self._expression(tree, roots)
 
     def _has(self, name: str, trait: str) -> bool:
         """Does the op spec of node `name` claim `trait` for this call (cnndsl.ops.spec's traits)?"""
@@ -393,7 +503,9 @@ class TorchGenerator:
             scope = self.net.scopes[name]
             if name in self.class_of and self.class_of[name].rep:
                 cls = self.class_of[name]
-                return Call(cls.name, (), tuple((p, cls.instances[name][p]) for p in cls.params))
+                roots = self._roots(name.rsplit(".", 1)[0] if "." in name else "")
+                return self._class_call(cls, [(p, self._expression(cls.instances[name][p], roots))
+                                              for p in cls.params])
             if name in self.sequential:
                 members = [(self._local(c), self._construct(c, name)) for c in scope.children]
                 if all(label == str(i) for i, (label, _) in enumerate(members)):
@@ -403,18 +515,29 @@ class TorchGenerator:
         if self.net.node(name)["kind"] == "input":
             return None
         mode = self._node_mode(name, owner in self.sequential)
-        ctx = self._ctx(name)
+        ctx = self._ctx(name, traced=True)
         emitter = EMITTERS[self.net.node(name)["op"]]
         if mode == "module":  # an inline call needs no helper class (functions are added by _statements)
             self.helpers.update(emitter.helpers)
             self.helpers.update(emitter.uses(ctx))
-            return emitter.module(ctx)
-        if mode == "param":
-            return Code(emitter.owner_param(ctx))
+            return self._symbolic(emitter.module(ctx), self._roots(self.net.node(name)["scope"]))
+        if mode == "param":  # the emitter writes the Parameter's text itself: give it the sizes as expressions
+            roots = self._roots(self.net.node(name)["scope"])
+            sized = Ctx(self._symbolic(ctx.attrs, roots), [t.with_shape(self._symbolic(t.shape, roots))
+                                                           for t in ctx.inputs],
+                        ctx.out.with_shape(self._symbolic(ctx.out.shape, roots)), ctx.name, ctx.inplace)
+            return Code(emitter.owner_param(sized))
         return None
 
     def _construct_all(self, scope: Scope) -> list:
         """(attribute path, expression) for everything a module scope's __init__ builds, in order."""
+        home, self.home = self.home, scope.name
+        try:
+            return self._construct_each(scope)
+        finally:
+            self.home = home
+
+    def _construct_each(self, scope: Scope) -> list:
         out = []
 
         def visit(s: Scope, prefix: str):
@@ -435,6 +558,8 @@ class TorchGenerator:
         A run qualifies when its members share one class and each constructor argument is the same for all
         members or an integer growing by the same step."""
         out = {}
+        home, self.home = self.home, scope.name
+        roots = self._roots(scope.name)
         for prefix, start, members in self.runs.get(scope.name, []):
             classes = {id(self.class_of.get(m)) for m in members}
             cls = self.class_of.get(members[0])
@@ -443,17 +568,20 @@ class TorchGenerator:
             args = []
             for p in cls.params:
                 values = [cls.instances[m][p] for m in members]
-                steps = {b - a for a, b in zip(values, values[1:])} if all(
+                steps = [b - a for a, b in zip(values, values[1:])] if all(
                     isinstance(v, int) and not isinstance(v, bool) for v in values) else None
-                if all(v == values[0] and type(v) is type(values[0]) for v in values):
-                    args.append((p, values[0], None))
-                elif steps is not None and len(steps) == 1:
-                    args.append((p, values[0], steps.pop()))
+                if all(v == values[0] and type(plain(v)) is type(plain(values[0])) for v in values):
+                    args.append((p, self._expression(values[0], roots), None))
+                elif steps is not None and len(set(steps)) == 1:
+                    args.append((p, self._expression(values[0], roots), self._expression(steps[0], roots)))
                 else:
                     break
             else:
-                out[members[0]] = Loop(prefix, start, len(members), cls, tuple(args))
+                length = self.net.scopes[members[0]].loop_length
+                count = self._expression(length, roots) if length == len(members) else len(members)
+                out[members[0]] = Loop(prefix, start, count, cls, tuple(args))
                 out.update({m: None for m in members[1:]})
+        self.home = home
         return out
 
     def _init_items(self, scope: Scope) -> list:
@@ -835,17 +963,47 @@ class TorchGenerator:
                 value = term if value == "0" else f"{value} + {term}"
             args.append((p, Code(value)))
         name = f"{{{i} + {loop.start}}}" if loop.start else f"{{{i}}}"
-        call = self._render_expr(Call(loop.cls.name, (), tuple(args)), 16)
+        call = self._render_expr(self._class_call(loop.cls, args), 16)
         line = _fit(f'self.add_module(f"{loop.prefix}{name}", {call})', 12)
         return f"for {i} in range({text(('count',), loop.count)}):\n" + " " * 12 + line
+
+    def _class_call(self, cls: BlockClass, values: list[tuple[str, object]]) -> Call:
+        """Class(a, b, c=...): the parameters without a default by position, the rest by name when not the
+        default, as a person calls a constructor."""
+        defaults = self._defaults(cls)
+        lead = next((i for i, (p, _) in enumerate(values) if p in defaults), len(values))
+        if any(p.startswith("__") for p, _ in values):  # Python would mangle `__q=` inside the caller's class
+            lead = len(values)
+        return Call(cls.name, tuple(v for _, v in values[:lead]), tuple(values[lead:]), tuple(defaults.items()))
+
+    def _defaults(self, cls: BlockClass) -> dict:
+        """The block's literal defaults of the class's parameters (those after the first without one)."""
+        scope = self.net.scopes[cls.rep]
+        out: dict = {}
+        for p in cls.params:
+            if p in scope.defaults:
+                out[p] = scope.defaults[p]
+            elif out:  # Python wants the defaulted parameters last: keep the order, drop the defaults before
+                out = {}
+        return out
+
+    def _signature(self, cls: BlockClass) -> str:
+        defaults = self._defaults(cls)
+        return ", ".join(["self", *(f"{p}={render(defaults[p])}" if p in defaults else p for p in cls.params)])
 
     def _class_source(self, cls: BlockClass) -> str:
         scope = self.net.scopes[cls.rep]
         if cls.rep in self.sequential:
             return self._sequential_class_source(cls)
         params, body = self._forward(scope)
-        init = self._init_lines(scope, cls.slots)
-        sig = ", ".join(["self", *cls.params])
+        home, self.home = self.home, cls.rep
+        try:
+            init = self._init_lines(scope, cls.slots)
+            used = self._code_names(self._init_items(scope)) & self._names(cls.rep)
+        finally:
+            self.home = home
+        init = [f"{name} = {text}" for name, text in self._lets(scope, used)] + init
+        sig = self._signature(cls)
         out = [f"class {cls.name}(nn.Module):",
                *_docstring(f"Block `{cls.block}` of {_doc_text(self.net.source)}.", 4), "",
                "    " + _fit(f"def __init__({sig}):", 4), "        super().__init__()",
@@ -864,7 +1022,7 @@ class TorchGenerator:
             rows = "".join(f'                    ("{p}", {self._render_expr(e, 20, cls.slots, (p,))}),\n'
                            for p, e in members)
             body = "            OrderedDict(\n                [\n" + rows + "                ]\n            )\n"
-        sig = ", ".join(["self", *cls.params])
+        sig = self._signature(cls)
         out = [f"class {cls.name}(nn.Sequential):",
                *_docstring(f"Block `{cls.block}` of {_doc_text(self.net.source)}.", 4), "",
                "    " + _fit(f"def __init__({sig}):", 4),
@@ -875,9 +1033,10 @@ class TorchGenerator:
         root = self.net.scopes[""]
         params, body = self._forward(root)
         init = self._init_lines(root, None)
+        sig = ", ".join(["self", *(f"{p}={render(self.net.params[p])}" for p in self.arguments())])
         out = [f"class {name}(nn.Module):",
                *_docstring(_doc_text(self.net.doc or self.net.name), 4), "",
-               "    def __init__(self):", "        super().__init__()",
+               "    " + _fit(f"def __init__({sig}):", 4), "        super().__init__()",
                *("        " + line for line in init),
                *("        " + line for line in init_lines(self.net)),  # weight initialisation: pytorch_init.py
                "",
@@ -885,6 +1044,26 @@ class TorchGenerator:
                *("        " + line for line in body)]
         outputs = self._outputs_tuple()[1]  # a network with training outputs: the namedtuple it returns
         return (outputs + "\n\n\n" if outputs else "") + "\n".join(out)
+
+    def arguments(self) -> list[str]:
+        """The network parameters the top class takes as constructor arguments: those its code computes with.
+        The others (a stage's depth, the block type, a switch) shaped what the compiler built; they stay fixed."""
+        home, self.home = self.home, ""
+        try:
+            used = self._code_names(self._init_items(self.net.scopes[""]))
+        finally:
+            self.home = home
+        return [p for p in self.net.params if p in used]
+
+    def _arguments_note(self) -> list[str]:
+        """Which network parameters the constructor takes, and why the others are fixed."""
+        taken = self.arguments()
+        fixed = [p for p in self.net.params if p not in taken]
+        lines = [f"constructor arguments: {', '.join(taken) if taken else 'none'}"]
+        if fixed:
+            lines.append(f"fixed in this file: {', '.join(fixed)} (they decide which layers exist or how many, or "
+                         f"are used by no layer's size; change them with cnndsl compile --set)")
+        return lines
 
     def header(self, class_name: str) -> str:
         net, t = self.net, self.totals
@@ -894,7 +1073,8 @@ class TorchGenerator:
         lines = [
             f"{net.name}: {net.doc}" if net.doc else net.name, "",
             f"Generated by cnndsl {__version__} from {net.source}; edit the .cnn file, not this one.",
-            "", f"network parameters: {settings}", f"inputs: {shapes(net.inputs)}", f"outputs: {shapes(net.outputs)}",
+            "", f"network parameters: {settings}", *self._arguments_note(),
+            f"inputs: {shapes(net.inputs)}", f"outputs: {shapes(net.outputs)}",
             f"parameters: {t['params']:,} (trainable {t['trainable_params']:,}, fixed {t['fixed_params']:,}); "
             f"buffers: {t['buffers']:,}", f"MACs: {t['macs']:,} per sample", "",
             f"Usage: model = {class_name}(); y = model({example})",

@@ -25,8 +25,9 @@ from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .ops.spec import ANY_LAYOUT
+from .symbolic import Sym, call as traced_call, plain, sym_of, traced, traced_range
 from .syntax import parse_expression
-from .types import TensorType
+from .types import AXIS_NAMES, TensorType
 from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue,
                      PendingNode, TemplateClosure, Tensor, describe)
 
@@ -74,6 +75,9 @@ class Evaluator:
         self.loops: list[tuple[int, Frame]] = []
         self.loop_count = 0
         self.loop_of: dict[int, int] = {}  # id(Frame) -> loop number
+        self.template_calls = 0
+        self.bindings: dict[str, Sym] = {}  # a template call's name (`cna#3.out`) -> its caller's value of it
+        self.loop_length: dict[int, Any] = {}  # loop number -> its count, where range() of a traced number gave it
         self.init_rules: list = []  # `init` statements as they ran (cnndsl.init.Pending), resolved after naming
 
     # ------------------------------------------------------------ entry points
@@ -99,6 +103,10 @@ class Evaluator:
 
     def exec_Assign(self, s: A.Assign, env: Env) -> None:
         for name, value in zip(s.targets, self.unpack(s.targets, self.eval(s.value, env), s.span)):
+            if sym_of(value) is not None and self.frame.kind == "block" and name not in self.frame.lets \
+                    and name not in self.frame.call and not any(f is self.frame for _, f in self.loops):
+                self.frame.lets[name] = value  # `width = ...` once: the generated code names it too
+                value = traced(plain(value), Sym.name(name))
             env.vars[name] = value
             if isinstance(value, Tensor):
                 value.node.assigned = name
@@ -122,7 +130,9 @@ class Evaluator:
         self.loop_count += 1
         self.loops.append((self.loop_count, self.frame))
         try:
-            for item in self.iterable(self.eval(s.iter, env), s.iter.span):
+            items = self.eval(s.iter, env)
+            self.loop_length[self.loop_count] = getattr(items, "length", None)  # range(num_layers): traced
+            for item in self.iterable(items, s.iter.span):
                 self.step(s.span)
                 for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
                     env.vars[name] = value
@@ -297,6 +307,7 @@ class Evaluator:
                 parts.append(p)
                 continue
             v = self.eval(p, env)
+            self.observe(v)
             if isinstance(v, bool) or not isinstance(v, (int, str)):
                 raise CnnError(f"a name can only interpolate integers and strings, got {describe(v)}", p.span)
             parts.append(str(v))
@@ -388,7 +399,14 @@ class Evaluator:
             if isinstance(v, (Tensor, Layer)):
                 raise CnnError(f"{func.name}() cannot take {describe(v)}", s)
         try:
-            return limits.number(func.fn(*values, **named), span, f"the result of {func.name}()")
+            result = limits.number(func.fn(*values, **named), span, f"the result of {func.name}()")
+            if func.name == "range" and not named:
+                return traced_range(values, result)
+            out = traced_call(func.name, result, [*values, *named.values()]) if not named else result
+            if sym_of(out) is None:  # len(), str(), a keyword argument: what it read is fixed
+                for v in [*values, *named.values()]:
+                    self.observe(v)
+            return out
         except BuiltinError as exc:
             raise CnnError(str(exc), span) from None
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
@@ -426,9 +444,14 @@ class Evaluator:
                 if len(a) * b > MAX_LIST:
                     raise CnnError(f"a list of {len(a) * b:,} elements is more than the {MAX_LIST:,} allowed", n.span)
                 self.step(n.span, max(0, len(a) * b) // 8)
+                self.observe(b)
                 return a * b
             self.check_numbers(op, a, b, n.span)
-            return limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
+            result = limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
+            if sym_of(result) is None:  # too long an expression to write: its value is fixed
+                self.observe(a)
+                self.observe(b)
+            return result
         except ZeroDivisionError:
             raise CnnError("division by zero", n.span) from None
         except OverflowError:
@@ -476,6 +499,8 @@ class Evaluator:
 
     def eval_Compare(self, n: A.Compare, env: Env):
         values = [self.eval(o, env) for o in n.operands]
+        for v in values:
+            self.observe(v)
         for op, a, b in zip(n.ops, values, values[1:]):
             if op in ("==", "!=") and (a is None or b is None):  # `if act != none { act }` for any value
                 if (a is b) != (op == "=="):
@@ -536,6 +561,7 @@ class Evaluator:
 
     def eval_Index(self, n: A.Index, env: Env):
         obj, idx = self.eval(n.obj, env), self.eval(n.index, env)
+        self.observe(idx)
         if not isinstance(obj, (list, str)):
             raise CnnError(f"cannot index {describe(obj)}", n.span)
         if isinstance(idx, bool) or not isinstance(idx, int):
@@ -546,14 +572,14 @@ class Evaluator:
 
     # ------------------------------------------------------------ helpers
 
-    @staticmethod
-    def truth(value, span: Span) -> bool:
+    def truth(self, value, span: Span) -> bool:
+        self.observe(value)
         if isinstance(value, (Tensor, Layer)):
             raise CnnError(f"{describe(value)} is neither true nor false", span)
         return bool(value)
 
-    @staticmethod
-    def iterable(value, span: Span) -> list:
+    def iterable(self, value, span: Span) -> list:
+        self.observe(getattr(value, "length", None))  # a loop unrolled by its count
         if isinstance(value, list):
             return list(value)
         raise CnnError(f"can only loop over a list or range(), got {describe(value)}", span)
@@ -647,7 +673,7 @@ class Evaluator:
                 attrs[arg.name] = arg.check(value)
             except ValueError as exc:
                 raise CnnError(f"{spec.name}: '{arg.name}' {exc}, got {describe(value)}", s) from None
-        call = OpCall(attrs, [t.type for t in inputs])
+        call = OpCall({k: self.localize(v) for k, v in attrs.items()}, [t.type for t in inputs])
         if ANY_LAYOUT not in spec.traits and any(t.type.channels_last for t in inputs):
             raise CnnError(f"{spec.name} needs a channels-first input, got {call.x}: put channels_first before it",
                            span)
@@ -661,8 +687,10 @@ class Evaluator:
                      for i, t in enumerate(inputs)] if exc.show_inputs else []
             raise CnnError(message, span, notes) from None
         check_type(out, span, spec.name)
-        node = self.new_node(label, spec.name, "op", spec.name, call.attrs, [t.node for t in inputs], out, span)
-        return Tensor(node)
+        node = self.new_node(label, spec.name, "op", spec.name, plain(call.attrs), [t.node for t in inputs],
+                             plain(out), span)
+        node.traced = (call.attrs, call.inputs, out)
+        return Tensor(node, out)
 
     def bind(self, d, positional: list, kwargs: dict, span: Span, closure_env: Env) -> Env:
         """Bind a block's parameters: positional, then named, then defaults (which see earlier ones)."""
@@ -701,14 +729,65 @@ class Evaluator:
     def call_template(self, closure: TemplateClosure, args: list, kwargs: dict, span: Span):
         d = closure.defn
         local = self.bind(d, args, kwargs, span, closure.env)
+        # its numbers traced by names of this call's own (`cna#3.out`): the layers it returns are applied later,
+        # inside a scope of their own (the names become its class's parameters) or in the caller's (apply_op
+        # writes them back in the caller's terms, see `bindings`)
+        self.template_calls += 1
+        tag = f"{d.name}#{self.template_calls}."
+        call = {}
+        for p in d.params:
+            value = local.vars[p.name]
+            if not isinstance(value, bool) and isinstance(value, (int, float)):
+                call[p.name] = value
+                self.bindings[tag + p.name] = Sym.of(value)
+                local.vars[p.name] = traced(plain(value), Sym.name(tag + p.name))
+        defaults = {p.name: p.default.value for p in d.params
+                    if isinstance(p.default, A.Const) and not isinstance(p.default.value, list)}
         self.enter(d.name, span)
         try:
             value = self.eval(d.value, local)
         finally:
             self.block_stack.pop()
         if isinstance(value, (list, Layer)):
-            self.made_by[id(value)] = (value, d.name, {k: v for k, v in local.vars.items() if _plain(v)})
+            self.made_by[id(value)] = (value, d.name, {k: plain(v) for k, v in local.vars.items() if _plain(v)},
+                                       tag, call, defaults)
         return value
+
+    def localize(self, value):
+        """value in the terms of the scope being built: names of template calls other than the one whose scope
+        this is are replaced by what their caller gave (`bindings`)."""
+        sym = sym_of(value)
+        if sym is None:
+            if isinstance(value, (list, tuple)) and any(sym_of(v) is not None for v in value):
+                out = [self.localize(v) for v in value]
+                return out if isinstance(value, list) else tuple(out)
+            return value
+        mine = self.frame_tag()
+        for _ in range(8):  # a template's arguments may come from an enclosing template's names
+            foreign = {n for n in sym.names() if "#" in n and not n.startswith(mine or "\0")}
+            if not foreign:
+                return traced(plain(value), sym)
+            sym = sym.subs({n: self.bindings[n] for n in foreign if n in self.bindings})
+        return plain(value)
+
+    def observe(self, value) -> None:
+        """The program read a traced number for its value (a condition, a loop's count, a name): the numbers it
+        came from shape the network, so generated code cannot take them as arguments. Recorded on the scope whose
+        names they are; `finalize` passes them up to the callers' arguments."""
+        if sym_of(value) is None:
+            return
+        names = sym_of(self.localize(value)).names() if sym_of(self.localize(value)) is not None else set()
+        frame = self.frame
+        while frame.parent is not None and frame.kind != "block" and not frame.tag:
+            frame = frame.parent
+        frame.observed |= names
+
+    def frame_tag(self) -> str:
+        """The tag of the template call whose scope is being built, "" inside a block's or the network's."""
+        frame = self.frame
+        while frame is not None and frame.kind != "block" and not frame.tag:
+            frame = frame.parent
+        return frame.tag if frame is not None else ""
 
     def mark(self, new, old):
         """`new` is the layer sequence `old` became: it keeps the template `old` came from."""
@@ -722,8 +801,12 @@ class Evaluator:
         self.enter(d.name, span)
         try:
             local = self.bind(d, [*((t, span) for t in inputs), *args], kwargs, span, closure.env)
-            args_record = {k: v for k, v in local.vars.items() if _plain(v)}
+            call, outer = self.trace_parameters(d, local, self.localize)
+            args_record = {k: plain(v) for k, v in local.vars.items() if _plain(v)}
             frame = self.open_frame(label, d.name, "block", span, block=d.name, args=args_record)
+            frame.call = call
+            frame.defaults = {p.name: p.default.value for p in d.params
+                              if isinstance(p.default, A.Const) and not isinstance(p.default.value, list)}
             frame.inputs = [(p.name, local.vars[p.name].node) for p in d.params
                             if isinstance(local.vars[p.name], Tensor)]
             try:
@@ -735,13 +818,52 @@ class Evaluator:
             except _Return as ret:
                 frame.outputs = [v.node for v in (ret.value if isinstance(ret.value, list) else [ret.value])
                                  if isinstance(v, Tensor)]
-                frame.args.update({k: v for k, v in local.vars.items() if k not in frame.args and _plain(v)})
-                return ret.value
+                frame.args.update({k: plain(v) for k, v in local.vars.items() if k not in frame.args and _plain(v)})
+                return self.trace_results(ret.value, outer, frame.lets)
             finally:
                 self.frame = frame.parent
             raise CnnError(f"block '{d.name}' ended without 'return'", span, [Note("defined here", d.span)])
         finally:
             self.block_stack.pop()
+
+    @staticmethod
+    def trace_parameters(d: A.BlockDef, local: Env, localize) -> tuple[dict, dict[str, Sym]]:
+        """Trace the block's numbers by its parameters' names (its tensors' channels as `in_channels`), so that
+        what it computes from them says how (cnndsl.symbolic). Gives the caller's values of the parameters and
+        the caller's expression for each name traced."""
+        call, outer = {}, {}
+        tensors = [p.name for p in d.params if isinstance(local.vars[p.name], Tensor)]
+        for p in d.params:
+            value = local.vars[p.name]
+            if isinstance(value, Tensor):
+                sizes: dict = {}
+                local.vars[p.name] = retrace(value, "in_" if p.name == tensors[0] else f"{p.name}_", "", sizes)
+                call.update(sizes)
+                outer.update({k: Sym.of(v) for k, v in sizes.items()})
+            elif not isinstance(value, bool) and isinstance(value, (int, float)):
+                value = localize(value)
+                call[p.name] = value
+                outer[p.name] = Sym.of(value)
+                local.vars[p.name] = traced(plain(value), Sym.name(p.name))
+            else:
+                call[p.name] = value
+        return call, outer
+
+    @staticmethod
+    def trace_results(value, outer: dict[str, Sym], lets: dict):
+        """A block's result as its caller sees it: its dimensions traced in the caller's terms."""
+        outer = dict(outer)
+        for name, v in lets.items():  # in order: a local may use the ones before it
+            outer[name] = Sym.of(v).subs(outer)
+        def retrace(t: Tensor) -> Tensor:
+            shape = [traced(plain(d), d.sym.subs(outer)) if getattr(d, "sym", None) is not None else d
+                     for d in t.type.shape]
+            return Tensor(t.node, t.type.with_shape(shape))
+        if isinstance(value, Tensor):
+            return retrace(value)
+        if isinstance(value, list):
+            return [retrace(v) if isinstance(v, Tensor) else v for v in value]
+        return value
 
     def apply_sequence(self, members: list[Layer], inputs: list[Tensor], label, span: Span, made=None):
         value: Any = inputs[0] if len(inputs) == 1 else inputs
@@ -749,14 +871,37 @@ class Evaluator:
             for m in members:
                 value = self.apply(m, self.as_inputs(value, span), m.label, span)
             return value
-        frame = self.open_frame(label, "seq", "sequence", span, *(made or ()))
+        block, args, tag, call, defaults = made or (None, None, "", {}, {})
+        frame = self.open_frame(label, "seq", "sequence", span, block, args)
         frame.inputs = [(f"x{i}" if len(inputs) > 1 else "x", t.node) for i, t in enumerate(inputs)]
+        outer: dict[str, Sym] = {}
+        if made:  # a template's scope: its numbers and its input's channels are traced by its own names
+            frame.tag, frame.defaults = tag, defaults
+            frame.call = {k: self.localize(v) for k, v in call.items()}
+            if len(inputs) == 1:
+                sizes: dict = {}
+                value = retrace(inputs[0], "in_", tag, sizes)
+                frame.call = {**sizes, **frame.call}
+                outer.update({tag + k: Sym.of(v) for k, v in sizes.items()})
+            outer.update({tag + k: Sym.of(v) for k, v in call.items()})
         try:
             for i, m in enumerate(members):
                 value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i), span)
         finally:
             self.frame = frame.parent
         frame.outputs = [v.node for v in (value if isinstance(value, list) else [value]) if isinstance(v, Tensor)]
+        if made:
+            value = self.localize_all(self.trace_results(value, outer, {}))
+        return value
+
+    def localize_all(self, value):
+        """Tensors with their dimensions localized (see localize)."""
+        def one(t):
+            return Tensor(t.node, t.type.with_shape([self.localize(d) for d in t.type.shape]))
+        if isinstance(value, Tensor):
+            return one(value)
+        if isinstance(value, list):
+            return [one(v) if isinstance(v, Tensor) else v for v in value]
         return value
 
     # ------------------------------------------------------------ naming
@@ -790,6 +935,32 @@ class Evaluator:
         self.nodes.append(node)
         return node
 
+    def fixed_parameters(self) -> set[str]:
+        """The network parameters some value read shaped (see observe), passed up from each block and template
+        scope through its caller's arguments: innermost scopes first."""
+        def roots(frame: Frame) -> Frame:
+            while frame.parent is not None and frame.kind != "block" and not frame.tag:
+                frame = frame.parent
+            return frame
+
+        def visit(frame: Frame) -> None:
+            for child in frame.children:
+                if isinstance(child, Frame):
+                    visit(child)
+            if frame.parent is None or not (frame.kind == "block" or frame.tag):
+                return
+            outer = {k: Sym.of(v) for k, v in frame.call.items()}
+            for name, v in frame.lets.items():
+                outer[name] = Sym.of(v).subs(outer)
+            target = roots(frame.parent)
+            for name in frame.observed:
+                sym = outer.get(name[len(frame.tag):] if frame.tag and name.startswith(frame.tag) else name)
+                if sym is not None:
+                    target.observed |= sym.names()
+
+        visit(self.root)
+        return set(self.root.observed)
+
     def finalize(self) -> dict[str, Scope]:
         """Give every node and scope its final dotted name; drop scopes that made no node."""
         scopes: dict[str, Scope] = {}
@@ -816,11 +987,35 @@ class Evaluator:
                 return False
             scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span,
                                        [(p, n.name) for p, n in frame.inputs], [n.name for n in frame.outputs],
-                                       self.loop_of.get(id(frame)))
+                                       self.loop_of.get(id(frame)), frame.call, frame.defaults, frame.lets,
+                                       self.loop_length.get(self.loop_of.get(id(frame))), frame.tag)
             return True
 
         visit(self.root)
         return scopes
+
+
+def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
+    """The tensor as a block (or a template's scope, whose names carry `tag`) sees it: its channels, and each other
+    size the caller computed, traced by the block's name for it; `sizes` gets the caller's values by name."""
+    shape = list(t.type.shape)
+    for axis, name in enumerate(_dimension_names(t.type, prefix)):
+        if name.endswith(("_channels", "_features")) or sym_of(shape[axis]) is not None:
+            sizes[name] = shape[axis]
+            shape[axis] = traced(plain(shape[axis]), Sym.name(tag + name))
+    return Tensor(t.node, t.type.with_shape(shape))
+
+
+def _dimension_names(t: TensorType, prefix: str) -> list[str]:
+    """What a block calls its input's sizes, axis by axis: in_channels, in_height, in_width; seq_length and
+    in_features for tokens (torchvision's Encoder takes seq_length)."""
+    if t.tokens:
+        return ["seq_length" if prefix == "in_" else f"{prefix}tokens", f"{prefix}features"]
+    if t.rank == 1:
+        return [f"{prefix}features"]
+    spatial = [f"{prefix}{a}" for a in AXIS_NAMES.get(t.spatial_rank, [f"axis{i}" for i in range(t.spatial_rank)])]
+    channels = f"{prefix}channels"
+    return [*spatial, channels] if t.channels_last else [channels, *spatial]
 
 
 _RANKS = {1: "one feature vector (F)", 2: "1-D (CxL)", 3: "2-D (CxHxW)", 4: "3-D (CxDxHxW)"}
@@ -950,6 +1145,8 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
             else:
                 raise CnnError(f"network parameter '{p.name}' has no default; give it with --set {p.name}=...",
                                p.span)
+        for p in net.params:  # the top module's constructor arguments (cnndsl.symbolic)
+            env.vars[p.name] = traced(plain(env.vars[p.name]), Sym.name(p.name))
         ev.exec_body(net.body, env)
     except CnnError as exc:  # the mistake may lie in a value given on the command line: say which were used
         used = [n for n, (_, how) in given_where.items() if n in env.reads and not how.startswith("by preset")]
@@ -972,20 +1169,21 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
         raise CnnError(f"every output of network '{net.name}' is a training output: in eval mode it would return "
                        f"nothing (declare its main output with `output`, not `training output`)",
                        ev.output_spans[first])
+    fixed = ev.fixed_parameters() & set(names)
     scopes = ev.finalize()
     graph = nx.MultiDiGraph()
     for node in ev.nodes:
         graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
                        inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name,
-                       var=node.var, assigned=node.assigned, labelled=node.label is not None)
+                       var=node.var, assigned=node.assigned, labelled=node.label is not None, traced=node.traced)
         for i, src in enumerate(node.inputs):
             graph.add_edge(src.name, node.name, key=i, index=i)
-    params = {p.name: env.vars[p.name] for p in net.params}
+    params = {p.name: plain(env.vars[p.name]) for p in net.params}
     network = Network(
         name=target.preset.name if target.preset else net.name, graph=graph, order=[n.name for n in ev.nodes],
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
         training_outputs=list(ev.training_outputs),
-        scopes=scopes, params=params, source=_shown_source(program.path),
+        scopes=scopes, params=params, source=_shown_source(program.path), fixed=fixed,
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
         overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]
         + [f"--input {name}={ev.inputs[name].type}" for name, _, _ in input_shapes],

@@ -46,6 +46,15 @@ class Scope:
     # which run of a `for` statement made it (a number unique in the network), when the loop's body opened it
     # directly; siblings with the same number came from one loop (the PyTorch backend builds them by a loop)
     loop: int | None = None
+    # a block instance's arguments as its caller computed them (numbers traced in the caller's terms, see
+    # cnndsl.symbolic), `in_channels` among them: how the caller's generated code constructs it
+    call: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # the block's parameters' literal defaults
+    lets: dict[str, Any] = field(default_factory=dict)  # locals computed once: name -> traced value (Frame.lets)
+    loop_length: Any = None  # the number of members its loop made, traced where range(n) of a parameter gave it
+    # a template's scope: the prefix of the names its numbers are traced by (`cna#3.out`; its `call` is keyed by
+    # the plain names); "" for a block instance, whose numbers are traced by its parameters' plain names
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,9 @@ class Network:
     doc: str = ""
     warnings: list = field(default_factory=list)  # CnnWarnings found while elaborating (cnndsl.lint)
     overrides: list = field(default_factory=list)  # "name=value" of each --set and --input, as given
+    # the parameters whose values shaped the network (a stage's depth, a switch, a count), not only sizes that
+    # generated code can compute: its constructor cannot take them (cnndsl.symbolic, Evaluator.observe)
+    fixed: set = field(default_factory=set)
     init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
     training_outputs: list = field(default_factory=list)  # names of the outputs present only in training
 

@@ -28,6 +28,8 @@ class PendingNode:
     type: TensorType
     span: Span
     name: str = ""
+    # (attributes, input types, output type) as the op's spec saw them, numbers traced (cnndsl.symbolic)
+    traced: tuple | None = None
     var: str | None = None  # the variable the .cnn file first assigned it to, for readable generated code
     assigned: str | None = None  # the variable it was last assigned to (the outermost caller's), for warnings
 
@@ -48,15 +50,26 @@ class Frame:
     inputs: list = field(default_factory=list)  # (parameter name, PendingNode) of the tensors it received
     outputs: list = field(default_factory=list)  # PendingNodes it returned
     name: str = ""
+    # a block instance's arguments as its caller computed them, numbers traced in the caller's terms (and
+    # `in_channels`: the input's channels); the block's own numbers are traced as its parameters' names
+    call: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)  # the block's parameters' literal defaults
+    observed: set = field(default_factory=set)  # its traced names whose values the program read (Evaluator.observe)
+    tag: str = ""  # a template call's scope: the prefix of the names its numbers are traced by (`cna#3.`)
+    # the block's plain locals assigned once, outside loops, numbers traced as their own names (`width`), with
+    # what they are in its parameters' terms: generated code computes them once and uses the name
+    lets: dict = field(default_factory=dict)
 
 
 @dataclass(eq=False)
 class Tensor:
     node: PendingNode
+    # the type as the running block sees it, its channels traced (cnndsl.symbolic: `in_channels`, `planes * 4`)
+    view: TensorType | None = None
 
     @property
     def type(self) -> TensorType:
-        return self.node.type
+        return self.view if self.view is not None else self.node.type
 
 
 @dataclass(eq=False)

@@ -44,13 +44,15 @@ def test_dense_block_builds_its_layers_in_a_loop_and_keeps_a_list_of_features():
     text = source("densenet121")
     block = ast.get_source_segment(text, classes(text)["DenseBlock"])
     assert 'for i in range(num_layers):' in block
-    assert re.search(r'self\.add_module\(f"denselayer\{i \+ 1\}", DenseLayer\(in_channels=in_channels \+ i \* 32\)\)',
-                     block), block
+    # torchvision's _DenseBlock: _DenseLayer(num_input_features + i * growth_rate, growth_rate=..., bn_size=...)
+    assert re.search(r'self\.add_module\(\s*f"denselayer\{i \+ 1\}", DenseLayer\(in_channels \+ i \* growth_rate, '
+                     r'growth_rate, bn_size\)\s*\)', block), block
     assert "features = [x]" in block and "for layer in self.children():" in block
     assert "torch.cat(features, dim=1)" in block and "features.append(" in block
     root = ast.get_source_segment(text, classes(text)["Densenet121"])
     # the block lengths are DenseNet-121's 6-12-24-16 (Huang et al. 2017, Table 1)
-    assert [int(n) for n in re.findall(r"DenseBlock\(num_layers=(\d+)", root)] == [6, 12, 24, 16]
+    calls = [n for n in ast.walk(ast.parse(root)) if isinstance(n, ast.Call) and ast.unparse(n.func) == "DenseBlock"]
+    assert [ast.literal_eval(c.args[1]) for c in calls] == [6, 12, 24, 16]
 
 
 def test_dense_layer_is_a_sequential_subclass():

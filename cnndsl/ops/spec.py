@@ -13,6 +13,7 @@ from math import prod
 from typing import Any, Callable
 
 from ..limits import ARG_MAX
+from ..symbolic import sym_of, traced
 from ..types import TensorType
 
 
@@ -53,8 +54,8 @@ class Param:
     name: str
     shape: tuple[int, ...]
     kind: str = "trainable"
-
     layer: str = ""
+
     @property
     def numel(self) -> int:
         return prod(self.shape)
@@ -271,7 +272,7 @@ def number(minimum: float | None = None, below: float | None = None) -> Callable
             raise ValueError(f"must be >= {minimum}")
         if below is not None and v >= below:
             raise ValueError(f"must be < {below}")
-        return float(v)
+        return v if isinstance(v, float) else traced(float(v), sym_of(v))  # a traced int stays traced
     check.kind = "number"
     return check
 

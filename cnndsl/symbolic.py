@@ -1,0 +1,358 @@
+"""Numbers that remember how they were computed, so that generated code can say `planes * 4` instead of 256.
+
+While a block runs, each of its numeric parameters is a TracedInt or TracedFloat whose `sym` is the parameter's
+name; arithmetic on traced numbers (in the .cnn program and in the op specs' shape rules alike) yields traced
+numbers whose `sym` is the expression, and a block's input channels are traced as `in_channels`. A traced number
+is an int or float in every other respect, so nothing that computes with it needs to know. The elaborator strips
+the traces from the IR (the passes see plain numbers) and keeps them beside it for the backends (`traced_attrs`,
+`traced_type` on each node): the elaborated values stay the reference, the traces only say how to write them.
+
+A Sym is a small expression tree over names and literals, folded as it is built (`64 * 2 ** 1` is 128) and
+printed with Python's precedence, so its text is valid Python for a generated constructor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Python's binding strength: a higher number binds tighter
+PRECEDENCE = {"if": 0, "+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20, "neg": 30, "**": 40, "atom": 50}
+_APPLY = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b, "%": lambda a, b: a % b, "**": lambda a, b: a ** b,
+}
+
+
+@dataclass(frozen=True)
+class Sym:
+    """op "name" (args: (id,)), "num" (args: (value,)), a binary operator (args: (left, right)), "neg"
+    (args: (x,)) or "call" (args: (function name, *arguments))."""
+
+    op: str
+    args: tuple
+
+    def __post_init__(self):
+        size = 1 + sum(a.size for a in self.args if isinstance(a, Sym))
+        object.__setattr__(self, "size", size)
+
+    # ------------------------------------------------------------ building
+
+    @staticmethod
+    def name(identifier: str) -> Sym:
+        return Sym("name", (identifier,))
+
+    @staticmethod
+    def num(value) -> Sym:
+        return Sym("num", (value,))
+
+    @staticmethod
+    def of(value) -> Sym:
+        """The sym of a traced number, else the number as a literal."""
+        sym = getattr(value, "sym", None)
+        return sym if sym is not None else Sym.num(plain(value))
+
+    @property
+    def literal(self) -> bool:
+        return self.op == "num"
+
+    def names(self) -> set[str]:
+        if self.op == "name":
+            return {self.args[0]}
+        if self.op == "num":
+            return set()
+        return set().union(*(a.names() for a in self.args if isinstance(a, Sym)))
+
+    def subs(self, mapping: dict[str, Sym]) -> Sym:
+        """The expression with names replaced (a block's parameters by the caller's arguments)."""
+        if self.op == "name":
+            return mapping.get(self.args[0], self)
+        if self.op == "num":
+            return self
+        if self.op == "call":
+            return Sym("call", (self.args[0], *(a.subs(mapping) for a in self.args[1:])))
+        if self.op == "neg":
+            return negate(self.args[0].subs(mapping))
+        return binary(self.op, self.args[0].subs(mapping), self.args[1].subs(mapping))
+
+    # ------------------------------------------------------------ printing
+
+    @property
+    def precedence(self) -> int:
+        if self.op == "num":
+            value = self.args[0]
+            return PRECEDENCE["neg"] if isinstance(value, (int, float)) and value < 0 else PRECEDENCE["atom"]
+        if self.op in ("name", "call"):
+            return PRECEDENCE["atom"]
+        return PRECEDENCE[self.op]
+
+    def text(self, number=None, functions: dict[str, str] | None = None) -> str:
+        """Python source; `number` prints literals (the backend's own float style), repr by default;
+        `functions` renames builtins (`ceil` -> `math.ceil`)."""
+        number = number or repr
+        if self.op == "name":
+            return self.args[0]
+        if self.op == "num":
+            return number(self.args[0])
+        if self.op == "call":
+            name = (functions or {}).get(self.args[0], self.args[0])
+            return f"{name}({', '.join(a.text(number, functions) for a in self.args[1:])})"
+        if self.op == "neg":
+            inner = self.args[0]
+            body = inner.text(number, functions)
+            return f"-{body}" if inner.precedence > PRECEDENCE["neg"] else f"-({body})"
+        left, right = self.args
+        mine = PRECEDENCE[self.op]
+        # left-associative, except ** (right-associative, and it binds tighter than a unary minus on its left)
+        left_paren = left.precedence < mine or (self.op == "**" and left.precedence <= mine)
+        right_paren = right.precedence < mine or (self.op != "**" and right.precedence <= mine and
+                                                  not (self.op in ("+", "*") and right.op == self.op))
+        lt, rt = left.text(number, functions), right.text(number, functions)
+        lt = f"({lt})" if left_paren else lt
+        rt = f"({rt})" if right_paren else rt
+        return f"{lt} {self.op} {rt}"
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+SIZE_MAX = 40  # a longer expression says less than its value: the number is written as a literal instead
+
+
+def binary(op: str, a: Sym, b: Sym) -> Sym:
+    """a op b, folded where both are literals and simplified where one is a neutral element; integer sums
+    collect like terms (`in_channels + growth_rate + growth_rate` is `in_channels + growth_rate * 2`)."""
+    if op in ("+", "-") and not (a.literal and b.literal):
+        collected = _collect(op, a, b)
+        if collected is not None:
+            return collected
+    if a.literal and b.literal:
+        try:
+            return Sym.num(_APPLY[op](a.args[0], b.args[0]))
+        except (ArithmeticError, ValueError, TypeError):
+            pass
+    if b.literal and _is(b, 0) and op in ("+", "-"):
+        return a
+    if a.literal and _is(a, 0) and op == "+":
+        return b
+    if b.literal and _is(b, 1) and op in ("*", "//", "**") and _int_like(a):
+        return a
+    if a.literal and _is(a, 1) and op == "*" and _int_like(b):
+        return b
+    if op == "+" and b.op == "neg":
+        return binary("-", a, b.args[0])
+    return Sym(op, (a, b))
+
+
+def _linear(sym: Sym):
+    """(terms, constant) of an integer expression read as a sum of coefficient * term, else None."""
+    if sym.op == "num":
+        value = sym.args[0]
+        return ({}, value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if sym.op in ("+", "-"):
+        left, right = _linear(sym.args[0]), _linear(sym.args[1])
+        if left is None or right is None:
+            return None
+        return _add(left, right, -1 if sym.op == "-" else 1)
+    if sym.op == "*" and sym.args[1].op == "num" and _linear(sym.args[1]) is not None and sym.args[0].op != "num" \
+            and sym.args[0].op not in ("+", "-") and _int_like(sym.args[0]):
+        return {sym.args[0]: sym.args[1].args[0]}, 0
+    if sym.op == "neg":
+        inner = _linear(sym.args[0])
+        return None if inner is None else _add(({}, 0), inner, -1)
+    return ({sym: 1}, 0) if _int_like(sym) else None
+
+
+def _add(a, b, sign: int):
+    terms = dict(a[0])
+    for term, coef in b[0].items():
+        terms[term] = terms.get(term, 0) + sign * coef
+    return {t: c for t, c in terms.items() if c}, a[1] + sign * b[1]
+
+
+def _collect(op: str, a: Sym, b: Sym) -> Sym | None:
+    """a op b as a collected integer sum, when a and b share a term or cancel (else None: keep as written)."""
+    la, lb = _linear(a), _linear(b)
+    if la is None or lb is None or not (set(la[0]) & set(lb[0]) or (la[1] and lb[1] and not lb[0])):
+        return None
+    terms, constant = _add(la, lb, -1 if op == "-" else 1)
+    out = None
+    for term, coef in terms.items():
+        piece = term if abs(coef) == 1 else Sym("*", (term, Sym.num(abs(coef))))
+        if out is None:
+            out = piece if coef > 0 else Sym("neg", (piece,))
+        else:
+            out = Sym("+" if coef > 0 else "-", (out, piece))
+    if out is None:
+        return Sym.num(constant)
+    if constant:
+        out = Sym("+" if constant > 0 else "-", (out, Sym.num(abs(constant))))
+    return out
+
+
+def negate(a: Sym) -> Sym:
+    if a.literal:
+        return Sym.num(-a.args[0])
+    if a.op == "neg":
+        return a.args[0]
+    return Sym("neg", (a,))
+
+
+def _is(sym: Sym, value) -> bool:
+    v = sym.args[0]
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and v == value and type(v) is type(value)
+
+
+def _int_like(sym: Sym) -> bool:
+    """Is the expression an integer for certain (so that `x * 1` may be printed `x` without turning a float
+    into an int, or the other way round)? Unknown names count as such only inside integer arithmetic."""
+    if sym.op == "num":
+        return isinstance(sym.args[0], int)
+    if sym.op == "name":
+        return True
+    if sym.op == "/":
+        return False
+    if sym.op == "call":
+        return sym.args[0] in ("int", "make_divisible", "round", "floor", "ceil", "len")
+    return all(_int_like(a) for a in sym.args if isinstance(a, Sym))
+
+
+# ---------------------------------------------------------------- traced numbers
+
+
+class _Traced:
+    """Arithmetic that keeps the expression: mixed into TracedInt and TracedFloat."""
+
+    sym: Sym
+
+    def _combine(self, other, op: str, reflected: bool):
+        base = int if isinstance(self, int) else float
+        if isinstance(other, bool) or not isinstance(other, (int, float)):
+            return NotImplemented
+        a, b = (other, self) if reflected else (self, other)
+        method = getattr(base, f"__{'r' if reflected else ''}{_DUNDER[op]}__")
+        result = method(self, other)
+        if result is NotImplemented:
+            return result
+        return traced(result, binary(op, Sym.of(a), Sym.of(b)))
+
+    def __neg__(self):
+        base = int if isinstance(self, int) else float
+        return traced(base.__neg__(self), negate(self.sym))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        base = int if isinstance(self, int) else float
+        return traced(base.__abs__(self), Sym("call", ("abs", self.sym)))
+
+    def __reduce__(self):  # copies and pickles are plain numbers
+        return (int if isinstance(self, int) else float, (plain(self),))
+
+
+_DUNDER = {"+": "add", "-": "sub", "*": "mul", "/": "truediv", "//": "floordiv", "%": "mod", "**": "pow"}
+
+
+def _make(op: str):
+    def forward(self, other):
+        return self._combine(other, op, False)
+
+    def reflected(self, other):
+        return self._combine(other, op, True)
+
+    return forward, reflected
+
+
+for _op, _name in _DUNDER.items():
+    _f, _r = _make(_op)
+    setattr(_Traced, f"__{_name}__", _f)
+    setattr(_Traced, f"__r{_name}__", _r)
+
+
+class TracedInt(_Traced, int):
+    def __new__(cls, value: int, sym: Sym):
+        obj = int.__new__(cls, value)
+        obj.sym = sym
+        return obj
+
+    __hash__ = int.__hash__
+    __eq__ = int.__eq__
+    __repr__ = int.__repr__
+    __str__ = int.__repr__
+
+
+class TracedFloat(_Traced, float):
+    def __new__(cls, value: float, sym: Sym):
+        obj = float.__new__(cls, value)
+        obj.sym = sym
+        return obj
+
+    __hash__ = float.__hash__
+    __eq__ = float.__eq__
+    __repr__ = float.__repr__
+    __str__ = float.__repr__
+
+
+def traced(value, sym: Sym | None):
+    """value carrying sym, where value is a number and sym says more than its literal."""
+    if sym is None or sym.literal or sym.size > SIZE_MAX or isinstance(value, bool) \
+            or not isinstance(value, (int, float)):
+        return plain(value) if isinstance(value, _Traced) else value
+    if isinstance(value, int):
+        return TracedInt(value, sym)
+    return TracedFloat(value, sym)
+
+
+class TracedList(list):
+    """range(n) for a traced n: a list that remembers its length's expression (`length`, a traced int), so
+    that a loop over it can be a loop over `range(num_layers)` in generated code."""
+
+    length: int
+
+
+def traced_range(args: list, result: list) -> list:
+    if len(args) not in (1, 2) or not any(isinstance(a, _Traced) for a in args):
+        return result
+    length = args[0] if len(args) == 1 else args[1] - args[0]
+    out = TracedList(result)
+    out.length = traced(len(result), sym_of(length)) if len(result) == plain(length) else len(result)
+    return out
+
+
+def sym_of(value) -> Sym | None:
+    return getattr(value, "sym", None) if isinstance(value, _Traced) else None
+
+
+def plain(value):
+    """The value without traces (recursively through lists, tuples and dicts)."""
+    if isinstance(value, _Traced):
+        return int(value) if isinstance(value, int) else float(value)
+    if isinstance(value, list):
+        return [plain(v) for v in value] if any(_has_trace(v) for v in value) else value
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(plain(v) for v in value) if any(_has_trace(v) for v in value) else value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and hasattr(value, "with_shape"):  # a TensorType
+        return value.with_shape(plain(shape)) if any(isinstance(d, _Traced) for d in shape) else value
+    return value
+
+
+def _has_trace(value) -> bool:
+    if isinstance(value, _Traced):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_trace(v) for v in value)
+    return False
+
+
+def call(name: str, result, args: list):
+    """The result of a builtin call, traced when an argument was (`int(planes * 1.5)`)."""
+    if isinstance(result, bool) or not isinstance(result, (int, float)):
+        return result
+    if not any(isinstance(a, _Traced) for a in args):
+        return result
+    if not all(not isinstance(a, bool) and isinstance(a, (int, float)) for a in args):
+        return result
+    return traced(result, Sym("call", (name, *(Sym.of(a) for a in args))))

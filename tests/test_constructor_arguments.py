@@ -1,0 +1,102 @@
+"""Network parameters as constructor arguments (issue 12): `Resnet50(num_classes=10)` builds the module that
+`cnndsl compile resnet50 --set num_classes=10` writes, for every preset and several values of each argument;
+the parameters that decide which layers exist stay fixed, and the header says which.
+
+The reference is the compiler itself run with --set: the elaborated IR is checked against torchvision elsewhere,
+so equal state_dict shapes (on the meta device) and equal outputs (with equal weights, on the CPU) mean the
+constructor computes every size as the elaborator does.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import types
+
+import pytest
+import torch
+
+import cnndsl
+from cnndsl.backends.pytorch import TorchGenerator, class_name
+from cnndsl.errors import CnnError
+from cnndsl.loader import zoo_index
+from reference import sampled
+
+PRESETS = list(zoo_index())
+
+
+def module_class(net):
+    source = cnndsl.compile(net, "torch")
+    module = types.ModuleType(f"generated_{net.name}")
+    exec(builtins.compile(source, f"<cnndsl {net.name}>", "exec"), module.__dict__)  # noqa: S102 - our own output
+    return getattr(module, class_name(net)), source
+
+
+def alternatives(value) -> list:
+    """Other values of a numeric parameter that a network plausibly accepts: twice and half, then a near one."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [v for v in (value * 2, value // 2, value + 1) if v > 0 and v != value][:2]
+    if isinstance(value, float):
+        return [v for v in (value / 2, value * 1.5) if v != value][:2]
+    return []
+
+
+def shapes(model: torch.nn.Module) -> dict:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sampled(PRESETS))
+def test_constructor_argument_builds_what_set_compiles(name):
+    net = cnndsl.load(name)
+    cls, _ = module_class(net)
+    arguments = TorchGenerator(net).arguments()
+    checked = 0
+    for argument in arguments:
+        for value in alternatives(net.params[argument]):
+            try:
+                other = cnndsl.load(name, **{argument: value})
+            except CnnError:
+                continue  # not a valid configuration of this network (a width that no longer divides...)
+            reference, _ = module_class(other)
+            with torch.device("meta"):
+                built, expected = cls(**{argument: value}), reference()
+            assert shapes(built) == shapes(expected), f"{name}({argument}={value!r}) != --set {argument}={value!r}"
+            checked += 1
+    assert checked or not arguments, f"{name}: no value of {arguments} could be checked"
+
+
+def test_fixed_parameters_are_not_arguments_and_the_header_says_so():
+    net = cnndsl.load("resnet50")
+    cls, source = module_class(net)
+    assert TorchGenerator(net).arguments() == ["num_classes"]
+    header = source.split('"""')[1]
+    assert "constructor arguments: num_classes" in header
+    # `layers` sets how many blocks each stage has: the compiler unrolled them, so it is fixed (and said so)
+    assert re.search(r"fixed in this file: layers, unit", header)
+    with pytest.raises(TypeError):
+        cls(layers=[2, 2, 2, 2])
+
+
+@pytest.mark.parametrize("name, argument, value, shape", [
+    ("resnet18", "num_classes", 10, (2, 3, 64, 64)),
+    ("densenet121", "growth_rate", 12, (2, 3, 64, 64)),
+    ("mobilenet_v2", "num_classes", 7, (2, 3, 64, 64)),
+])
+def test_outputs_equal_with_equal_weights(name, argument, value, shape):
+    cls, _ = module_class(cnndsl.load(name))
+    reference, _ = module_class(cnndsl.load(name, **{argument: value}))
+    torch.manual_seed(0)
+    built, expected = cls(**{argument: value}).eval(), reference().eval()
+    built.load_state_dict(expected.state_dict(), strict=True)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(built(x), expected(x))
+
+
+@pytest.mark.slow
+def test_resnet50_with_ten_classes_on_an_imagenet_sized_batch():
+    cls, _ = module_class(cnndsl.load("resnet50"))
+    with torch.no_grad():
+        assert cls(num_classes=10).eval()(torch.randn(2, 3, 224, 224)).shape == (2, 10)
