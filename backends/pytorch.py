@@ -518,9 +518,12 @@ class TorchGenerator:
         ctx = self._ctx(name, traced=True)
         emitter = EMITTERS[self.net.node(name)["op"]]
         if mode == "module":  # an inline call needs no helper class (functions are added by _statements)
+            roots = self._roots(self.net.node(name)["scope"])
+            if emitter.plain is not None and owner not in self.sequential:
+                return self._symbolic(emitter.plain(ctx), roots)
             self.helpers.update(emitter.helpers)
             self.helpers.update(emitter.uses(ctx))
-            return self._symbolic(emitter.module(ctx), self._roots(self.net.node(name)["scope"]))
+            return self._symbolic(emitter.module(ctx), roots)
         if mode == "param":  # the emitter writes the Parameter's text itself: give it the sizes as expressions
             roots = self._roots(self.net.node(name)["scope"])
             sized = Ctx(self._symbolic(ctx.attrs, roots), [t.with_shape(self._symbolic(t.shape, roots))
@@ -624,7 +627,10 @@ class TorchGenerator:
                 mode = self._node_mode(child)
                 emitter = EMITTERS[data["op"]]
                 ctx = self._ctx(child)
-                if mode == "module":
+                if mode == "module" and emitter.after is not None and not self._in_sequential(child):
+                    def render_fn(a, p=path, e=emitter):
+                        return e.after(f"self{p}({', '.join(a)})")
+                elif mode == "module":
                     def render_fn(a, p=path):
                         return f"self{p}({', '.join(a)})"
                 elif mode == "param":
@@ -685,6 +691,9 @@ class TorchGenerator:
             names = []
             for out in st.outputs:
                 choice = hint.get(out)
+                if choice is None and st.child and len(st.outputs) == 1 and self._word(self._local(st.child)) \
+                        and self._branch(i, stmts, outputs, last):
+                    choice = self._local(st.child)  # `branch1 = self.branch1(x)`, as torchvision writes it
                 if choice is None and st.inputs and last.get(st.inputs[0], -1) == i:
                     choice = var[st.inputs[0]]  # the chain goes on in the same variable
                 if choice is None:
@@ -699,6 +708,10 @@ class TorchGenerator:
                 busy = {v for v, n in holder.items() if last.get(n, -1) > i} | set(params) | set(names)
                 lines.append(st.render(args, target, busy))
                 continue
+            if scope.name and i == len(stmts) - 1 and st.outputs == outputs and len(outputs) == 1 \
+                    and not self._augmented_here(st, args, target):
+                lines.append(_fit(f"return {st.render(args)}", 8))  # the last value is returned, not named
+                return params, lines
             text = f"{target} = {st.render(args)}"
             # the op's own statement, not a call of a block that happens to end in that op (LR-ASPP's head ends in a
             # sum of its two inputs' branches: `y = self.classifier(y, y_2)`, never `y += y_2`)
@@ -712,6 +725,31 @@ class TorchGenerator:
         else:
             lines.append("return " + ", ".join(var[n] for n in outputs))
         return params, lines
+
+    def _in_sequential(self, name: str) -> bool:
+        """Is the node a member of a scope written as an nn.Sequential (called as a whole, never by name)?"""
+        return self.net.node(name)["scope"] in self.sequential
+
+    def _augmented_here(self, st: Statement, args: list[str], target: str) -> bool:
+        """Would the statement be written `a += b` (an in-place sum into its first input)?"""
+        node = st.outputs[0] if len(st.outputs) == 1 and st.outputs[0] in self.net.graph and not st.child else None
+        return bool(node and self._augmented(node) and len(args) == 2 and target == args[0]
+                    and self._inplace_ok(node))
+
+    @staticmethod
+    def _branch(i: int, stmts: list[Statement], outputs: list[str], last: dict) -> bool:
+        """Is statement i a branch (its value joins others, or leaves the main path), not a link of a chain?"""
+        st = stmts[i]
+        out = st.outputs[0]
+        joined = any(out in later.inputs and len(later.inputs) > 1 for later in stmts[i + 1:])
+        returned = out in outputs and len(outputs) > 1
+        leaves = bool(st.inputs) and last.get(st.inputs[0], -1) > i  # its input goes on to later statements
+        return joined or returned or leaves
+
+    @staticmethod
+    def _word(name: str) -> bool:
+        """A name that reads as a variable: an identifier, not a member number or a module's own attribute."""
+        return bool(IDENTIFIER.fullmatch(name)) and not keyword.iskeyword(name) and name not in RESERVED
 
     def _network_return(self, stmts: list[Statement], lines: list[str], var: dict[str, str]) -> list[str]:
         """The network's forward lines (one per statement) with its return. The statements that only training

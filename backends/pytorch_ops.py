@@ -65,6 +65,11 @@ class TorchOp:
     owner_param: Callable[[Ctx], str] | None = None  # the Parameter's initialiser, for owner_param ops
     augmented: str | None = None  # `call` writes `a <augmented> b`; in place (trait INPLACE) it is `a <augmented>= b`
     uses: Callable[[Ctx], tuple[str, ...]] = field(default=lambda ctx: ())  # helpers depending on attrs
+    # a plain torch module and what forward() does to its output, used where the module is called by name (not
+    # inside an nn.Sequential, which needs `module`): ViT's conv_proj is an nn.Conv2d whose output forward()
+    # turns into tokens, as torchvision's _process_input does
+    plain: Callable[[Ctx], Call] | None = None
+    after: Callable[[str], str] | None = None
     # the torch classes of the layers inside the module, by attribute path (SqueezeExcitation's fc1 is an
     # nn.Conv2d), for the inner layers an op spec declares (Param.layer): weight initialisation selects them
     # by class, as torchvision's `isinstance` loops do (backends/pytorch_init.py)
@@ -368,7 +373,11 @@ EMITTERS: dict[str, TorchOp] = {
         layers=lambda ctx: {"0": "nn.Linear", "3": "nn.Linear"}),
     "rbf": TorchOp(module=lambda ctx: ctor("RBF", (ctx.x.shape[0], ctx.attrs["units"])), helpers=("RBF",)),
     "patch_embed": TorchOp(module=lambda ctx: ctor("PatchEmbed", (ctx.x.channels, ctx.attrs["dim"],
-                                                                  ctx.attrs["patch"])), helpers=("PatchEmbed",)),
+                                                                  ctx.attrs["patch"])), helpers=("PatchEmbed",),
+                           plain=lambda ctx: ctor("nn.Conv2d", (ctx.x.channels, ctx.attrs["dim"]),
+                                                  options({"stride": 1}, kernel_size=ctx.attrs["patch"],
+                                                          stride=ctx.attrs["patch"])),
+                           after=lambda out: f"{out}.flatten(2).transpose(1, 2)"),
     "class_token": TorchOp(owner_param=lambda ctx: f"nn.Parameter(torch.zeros(1, 1, {ctx.x.shape[1]}))",
                            call=lambda ctx, a: f"torch.cat([{a[-1]}.expand({a[0]}.shape[0], -1, -1), {a[0]}], dim=1)"),
     "pos_embedding": TorchOp(owner_param=lambda ctx: (f"nn.Parameter(torch.empty(1, {ctx.x.shape[0]}, "
