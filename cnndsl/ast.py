@@ -174,7 +174,6 @@ class Doc(Node):
     text: str
 
 
-# ---------------------------------------------------------------- top level
 @dataclass
 class Selector(Node):
     """What an `init` rule selects: `path` (labels, numbers as strings) optionally `in` a scope or block."""
@@ -191,6 +190,7 @@ class Init(Node):
     settings: list[Arg]
 
 
+# ---------------------------------------------------------------- top level
 
 
 @dataclass
