@@ -35,6 +35,7 @@ from cnndsl.values import describe
 
 from .pysource import docstring_text, string
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, float_text, render, same
+from .pytorch_variants import VariantMerger
 from .pytorch_init import init_lines  # weight initialisation (issue 12, item 3): the tail of the top __init__
 
 HELPER_NAMES = frozenset(node.name for node in ast.parse(Path(__file__).with_name("pytorch_helpers.py").read_text(
@@ -101,7 +102,7 @@ def camel(name: str) -> str:
     return text if IDENTIFIER.fullmatch(text or "") else "Net" + text
 
 
-class TorchGenerator:
+class TorchGenerator(VariantMerger):
     def __init__(self, net: Network):
         self.net = net
         self.totals = analyze(net)
@@ -225,6 +226,8 @@ class TorchGenerator:
                     groups[key] = members
             for key, members in pending.items():
                 self._make_class(key, groups[key])
+            for block in sorted({key[0] for key in pending}):  # instances that took other branches: one class
+                self.merge_variants(block)
         # name the classes: the plainest variant of a block gets the block's name
         by_block: dict[str, list[BlockClass]] = {}
         for cls in {id(c): c for c in self.class_of.values()}.values():
@@ -409,9 +412,16 @@ class TorchGenerator:
     def _names(self, scope: str) -> set[str]:
         """The names a class's code may use: its block's parameters and input sizes, or the network's."""
         if scope == "":
-            return set(self.net.params)
+            return {p for p in self.net.params if self._safe(p)}
         s = self.net.scopes[scope]
-        return set(s.call) | set(s.lets) if s.kind == "block" or s.tag else set()
+        return {n for n in [*s.call, *s.lets] if self._safe(n)} if s.kind == "block" or s.tag else set()
+
+    @staticmethod
+    def _safe(name: str) -> bool:
+        """Can generated code use the .cnn name as it is (not `True`, `print`, `torch`, nor `__x`, which Python
+        would mangle inside a class)? Sizes computed from other names are written as numbers."""
+        return bool(IDENTIFIER.fullmatch(name)) and not keyword.iskeyword(name) and name not in RESERVED \
+            and not name.startswith("__")
 
     def _arguments(self, scope: str) -> dict[str, Sym]:
         """What a block instance's names are in its caller's terms: its arguments, then its locals."""
@@ -658,11 +668,16 @@ class TorchGenerator:
     def _forward_text(self, scope: Scope) -> str:
         return "\n".join(self._forward(scope)[1])
 
-    def _forward(self, scope: Scope) -> tuple[list[str], list[str]]:
+    def _forward(self, scope: Scope, stmts: list[Statement] | None = None, tests: list[str] | None = None,
+                 outputs: list[str] | None = None, shared: dict | None = None) -> tuple[list[str], list[str]]:
         """(parameter names, body lines) of forward() for the module of `scope`. Only the network's own
-        forward carries shape comments: a block class serves instances of different shapes."""
-        stmts = self._statements(scope)
-        stmts = self._forward_loop(scope, stmts) or stmts
+        forward carries shape comments: a block class serves instances of different shapes. A merged class
+        (pytorch_variants.py) gives its statements, the test each runs under ("" for none), its outputs, and the
+        nodes that take over another's variable (`shared`: a branch's result replaces the value it stood for)."""
+        if stmts is None:
+            stmts = self._statements(scope)
+            stmts = self._forward_loop(scope, stmts) or stmts
+        tests = tests or [""] * len(stmts)
         if scope.name:
             for st in stmts:
                 st.comment = ""
@@ -670,7 +685,7 @@ class TorchGenerator:
             inputs = [(name, node) for name, node in self.net.inputs.items()]
             outputs = list(self.net.outputs.values())
         else:
-            inputs, outputs = list(scope.inputs), list(scope.outputs)
+            inputs, outputs = list(scope.inputs), outputs or list(scope.outputs)
         var: dict[str, str] = {}
         params = []
         for pname, node in inputs:
@@ -690,6 +705,12 @@ class TorchGenerator:
             args = [var[n] for n in st.inputs]
             names = []
             for out in st.outputs:
+                taken = var.get(out) or (var.get(shared[out]) if shared and out in shared else None)
+                if taken:  # a branch assigns the variable that holds the value it replaces
+                    var[out] = taken
+                    holder[taken] = out
+                    names.append(taken)
+                    continue
                 choice = hint.get(out)
                 if choice is None and st.child and len(st.outputs) == 1 and self._word(self._local(st.child)) \
                         and self._branch(i, stmts, outputs, last):
@@ -709,9 +730,9 @@ class TorchGenerator:
                 lines.append(st.render(args, target, busy))
                 continue
             if scope.name and i == len(stmts) - 1 and st.outputs == outputs and len(outputs) == 1 \
-                    and not self._augmented_here(st, args, target):
+                    and not tests[i] and not self._augmented_here(st, args, target):
                 lines.append(_fit(f"return {st.render(args)}", 8))  # the last value is returned, not named
-                return params, lines
+                return params, _under_tests(lines, tests) if any(tests) else lines
             text = f"{target} = {st.render(args)}"
             # the op's own statement, not a call of a block that happens to end in that op (LR-ASPP's head ends in a
             # sum of its two inputs' branches: `y = self.classifier(y, y_2)`, never `y += y_2`)
@@ -723,6 +744,7 @@ class TorchGenerator:
         if scope.name == "":
             lines = self._network_return(stmts, lines, var)
         else:
+            lines = _under_tests(lines, tests) if any(tests) else lines
             lines.append("return " + ", ".join(var[n] for n in outputs))
         return params, lines
 
@@ -1030,6 +1052,8 @@ class TorchGenerator:
         return ", ".join(["self", *(f"{p}={render(defaults[p])}" if p in defaults else p for p in cls.params)])
 
     def _class_source(self, cls: BlockClass) -> str:
+        if getattr(cls, "variants", None):
+            return self.variants_source(cls, cls.name)
         scope = self.net.scopes[cls.rep]
         if cls.rep in self.sequential:
             return self._sequential_class_source(cls)
@@ -1165,6 +1189,17 @@ class TorchGenerator:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in wanted:
                 out.append(ast.get_source_segment(text, node))
         return out
+
+
+def _under_tests(lines: list[str], tests: list[str]) -> list[str]:
+    """Each run of lines with the same test under `if test:` (one line per statement, a test per statement)."""
+    out, current = [], ""
+    for line, test in zip(lines, tests):
+        if test and test != current:
+            out.append(f"if {test}:")
+        current = test
+        out.append(textwrap.indent(line, "    ") if test else line)
+    return out
 
 
 def _stable(callee: str) -> str:

@@ -124,8 +124,53 @@ class Evaluator:
         return frame is self.frame
 
     def exec_If(self, s: A.If, env: Env) -> None:
-        self.exec_body(s.body if self.truth(self.eval(s.cond, env), s.cond.span) else s.orelse, env)
+        taken = self.truth(self.eval(s.cond, env), s.cond.span)
+        with self.guarded(s.cond, env, taken):
+            self.exec_body(s.body if taken else s.orelse, env)
 
+    @contextlib.contextmanager
+    def guarded(self, cond: A.Node, env: Env, taken: bool):
+        """Run a branch of a condition in a block's own body, recording the condition (in the block's terms,
+        Frame.conditions) and marking what the branch makes with it (guard), so that a backend can write one
+        class with an `if` for instances that took different branches."""
+        frame = self.frame
+        if frame.kind != "block":
+            yield
+            return
+        key = (cond.span.line, cond.span.column)
+        frame.conditions[key] = (self.condition(cond, env), taken)
+        frame.guards.append((key, taken))
+        try:
+            yield
+        finally:
+            frame.guards.pop()
+
+    def condition(self, n: A.Node, env: Env):
+        """A condition as a tree over syms (`("cmp", ops, [Sym, ...])`, `("and", [...])`, `("not", c)`,
+        `("value", Sym)`), in the terms of the block being built; None where a part is not a number, a boolean
+        or a parameter."""
+        if isinstance(n, A.BoolOp):
+            parts = [self.condition(o, env) for o in n.operands]
+            return None if None in parts else (n.op, parts)
+        if isinstance(n, A.Not):
+            inner = self.condition(n.operand, env)
+            return None if inner is None else ("not", inner)
+        if isinstance(n, A.Compare):
+            syms = [self.condition_operand(o, env) for o in n.operands]
+            return None if None in syms else ("cmp", list(n.ops), syms)
+        operand = self.condition_operand(n, env)
+        return None if operand is None else ("value", operand)
+
+    def condition_operand(self, n: A.Node, env: Env) -> Sym | None:
+        if isinstance(n, A.Name) and n.id in self.frame.call and not isinstance(self.frame.call[n.id], (int, float)):
+            value = env.lookup(n.id)
+            return Sym.name(n.id) if isinstance(value, bool) else None  # a switch: the class takes it
+        value = self.eval(n, env)
+        if value is None or isinstance(value, (bool, str)):
+            return Sym.num(value)
+        if isinstance(value, (int, float)):
+            return Sym.of(self.localize(value))
+        return None
     def exec_For(self, s: A.For, env: Env) -> None:
         self.loop_count += 1
         self.loops.append((self.loop_count, self.frame))
@@ -530,7 +575,9 @@ class Evaluator:
         return not self.truth(self.eval(n.operand, env), n.operand.span)
 
     def eval_Ternary(self, n: A.Ternary, env: Env):
-        return self.eval(n.then if self.truth(self.eval(n.cond, env), n.cond.span) else n.orelse, env)
+        taken = self.truth(self.eval(n.cond, env), n.cond.span)
+        with self.guarded(n.cond, env, taken):
+            return self.eval(n.then if taken else n.orelse, env)
 
     def eval_Attr(self, n: A.Attr, env: Env):
         obj = self.eval(n.obj, env)
@@ -919,6 +966,7 @@ class Evaluator:
     def open_frame(self, label, hint, kind, span, block=None, args=None) -> Frame:
         self.claim(label, span)
         frame = Frame(label, hint, self.frame, kind, span, block, args or {})
+        frame.guard = tuple(self.frame.guards)
         if self.loops and self.loops[-1][1] is self.frame:
             self.loop_of[id(frame)] = self.loops[-1][0]
         self.frame.children.append(frame)
@@ -931,6 +979,7 @@ class Evaluator:
                            f"--max-nodes N if you mean it)", span)
         self.claim(label, span)
         node = PendingNode(label, hint, self.frame, kind, op, attrs, inputs, type_, span)
+        node.guard = tuple(self.frame.guards)
         self.frame.children.append(node)
         self.nodes.append(node)
         return node
@@ -988,7 +1037,8 @@ class Evaluator:
             scopes[frame.name] = Scope(frame.name, frame.kind, frame.block, frame.args, kept, frame.span,
                                        [(p, n.name) for p, n in frame.inputs], [n.name for n in frame.outputs],
                                        self.loop_of.get(id(frame)), frame.call, frame.defaults, frame.lets,
-                                       self.loop_length.get(self.loop_of.get(id(frame))), frame.tag)
+                                       self.loop_length.get(self.loop_of.get(id(frame))), frame.tag,
+                                       frame.guard, frame.conditions)
             return True
 
         visit(self.root)
@@ -1175,7 +1225,8 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     for node in ev.nodes:
         graph.add_node(node.name, name=node.name, kind=node.kind, op=node.op, attrs=node.attrs,
                        inputs=[i.name for i in node.inputs], type=node.type, span=node.span, scope=node.frame.name,
-                       var=node.var, assigned=node.assigned, labelled=node.label is not None, traced=node.traced)
+                       var=node.var, assigned=node.assigned, labelled=node.label is not None, traced=node.traced,
+                       guard=node.guard)
         for i, src in enumerate(node.inputs):
             graph.add_edge(src.name, node.name, key=i, index=i)
     params = {p.name: plain(env.vars[p.name]) for p in net.params}

@@ -55,6 +55,9 @@ class Scope:
     # a template's scope: the prefix of the names its numbers are traced by (`cna#3.out`; its `call` is keyed by
     # the plain names); "" for a block instance, whose numbers are traced by its parameters' plain names
     tag: str = ""
+    guard: tuple = ()  # the branches of its parent block's body it was made in: ((condition key, taken), ...)
+    # the conditions its own body evaluated (a block): key -> (condition tree over syms, taken)
+    conditions: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

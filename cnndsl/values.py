@@ -30,6 +30,7 @@ class PendingNode:
     name: str = ""
     # (attributes, input types, output type) as the op's spec saw them, numbers traced (cnndsl.symbolic)
     traced: tuple | None = None
+    guard: tuple = ()  # the branches of its block's body it was made in: ((condition key, taken), ...)
     var: str | None = None  # the variable the .cnn file first assigned it to, for readable generated code
     assigned: str | None = None  # the variable it was last assigned to (the outermost caller's), for warnings
 
@@ -55,6 +56,9 @@ class Frame:
     call: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)  # the block's parameters' literal defaults
     observed: set = field(default_factory=set)  # its traced names whose values the program read (Evaluator.observe)
+    guards: list = field(default_factory=list)  # the branches of its own body being run: (condition key, taken)
+    conditions: dict = field(default_factory=dict)  # condition key -> (condition tree, taken), see Evaluator.guarded
+    guard: tuple = ()  # the branches of its parent's body it was made in
     tag: str = ""  # a template call's scope: the prefix of the names its numbers are traced by (`cna#3.`)
     # the block's plain locals assigned once, outside loops, numbers traced as their own names (`width`), with
     # what they are in its parameters' terms: generated code computes them once and uses the name
