@@ -126,7 +126,7 @@ HELPERS_NET = """
 network helpers() {
     input x: 3x8x8
     input w: 6x8x8
-    t = x -> patch_embed(16, 4) -> cls: class_token -> pos: pos_embedding -> layernorm
+    t = x -> embed: [patch_embed(16, 4)] -> cls: class_token -> pos: pos_embedding -> layernorm
           -> attention(4) -> mlp(32) -> slice(0, 1) -> flatten -> linear(6) -> scaled_tanh
     c = w -> c1: conv(6, 3, pad=1, pad_value=-1, bias="untied") -> channel_shuffle(2) -> subsample(2)
           -> s: stochastic_depth(0.1) -> se(2) -> lrn(3) -> flatten -> rbf(6)
@@ -149,7 +149,8 @@ def test_helper_modules_compile_without_graph_breaks(target, tmp_path):
 
 
 def test_helpers_net_uses_the_helpers():
-    """The network above exercises the copied helper modules it is meant to (a guard for the test itself)."""
+    """The network above exercises the copied helper modules it is meant to (a guard for the test itself; the
+    patch embedding sits in a Sequential, where it is the PatchEmbed helper rather than an nn.Conv2d)."""
     import tempfile
     from pathlib import Path
 
