@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import keyword
 import re
 import textwrap
@@ -246,13 +247,19 @@ class TorchGenerator(VariantMerger):
                 cls.name = name
                 taken.add(name)
 
-    def _body_shape(self, scope: Scope) -> str:
-        """The class body a scope needs, with literal values blanked: equal shapes share a class."""
-        home, self.home = self.home, scope.name
+    @contextlib.contextmanager
+    def _writing(self, scope: str):
+        """While the class of `scope` is planned or written: the names its code may use are its own."""
+        home, self.home = self.home, scope
         try:
-            return self._body_shape_text(scope)
+            yield
         finally:
             self.home = home
+
+    def _body_shape(self, scope: Scope) -> str:
+        """The class body a scope needs, with literal values blanked: equal shapes share a class."""
+        with self._writing(scope.name):
+            return self._body_shape_text(scope)
 
     def _body_shape_text(self, scope: Scope) -> str:
         loops = self._loops(scope)
@@ -544,11 +551,8 @@ class TorchGenerator(VariantMerger):
 
     def _construct_all(self, scope: Scope) -> list:
         """(attribute path, expression) for everything a module scope's __init__ builds, in order."""
-        home, self.home = self.home, scope.name
-        try:
+        with self._writing(scope.name):
             return self._construct_each(scope)
-        finally:
-            self.home = home
 
     def _construct_each(self, scope: Scope) -> list:
         out = []
@@ -570,8 +574,11 @@ class TorchGenerator(VariantMerger):
         """Runs of this scope that __init__ builds by a loop: first member -> Loop, other members -> None.
         A run qualifies when its members share one class and each constructor argument is the same for all
         members or an integer growing by the same step."""
+        with self._writing(scope.name):
+            return self._loops_here(scope)
+
+    def _loops_here(self, scope: Scope) -> dict:
         out = {}
-        home, self.home = self.home, scope.name
         roots = self._roots(scope.name)
         for prefix, start, members in self.runs.get(scope.name, []):
             classes = {id(self.class_of.get(m)) for m in members}
@@ -594,7 +601,6 @@ class TorchGenerator(VariantMerger):
                 count = self._expression(length, roots) if length == len(members) else len(members)
                 out[members[0]] = Loop(prefix, start, count, cls, tuple(args))
                 out.update({m: None for m in members[1:]})
-        self.home = home
         return out
 
     def _init_items(self, scope: Scope) -> list:
@@ -1058,12 +1064,9 @@ class TorchGenerator(VariantMerger):
         if cls.rep in self.sequential:
             return self._sequential_class_source(cls)
         params, body = self._forward(scope)
-        home, self.home = self.home, cls.rep
-        try:
+        with self._writing(cls.rep):
             init = self._init_lines(scope, cls.slots)
             used = self._code_names(self._init_items(scope)) & self._names(cls.rep)
-        finally:
-            self.home = home
         init = [f"{name} = {text}" for name, text in self._lets(scope, used)] + init
         sig = self._signature(cls)
         out = [f"class {cls.name}(nn.Module):",
@@ -1110,11 +1113,8 @@ class TorchGenerator(VariantMerger):
     def arguments(self) -> list[str]:
         """The network parameters the top class takes as constructor arguments: those its code computes with.
         The others (a stage's depth, the block type, a switch) shaped what the compiler built; they stay fixed."""
-        home, self.home = self.home, ""
-        try:
+        with self._writing(""):
             used = self._code_names(self._init_items(self.net.scopes[""]))
-        finally:
-            self.home = home
         return [p for p in self.net.params if p in used]
 
     def _arguments_note(self) -> list[str]:

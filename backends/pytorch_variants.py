@@ -71,14 +71,11 @@ class VariantMerger:
     def _variant_conditions(self, reps) -> dict | None:
         out: dict = {}
         for r in reps:
-            home, self.home = self.home, r.name
-            try:
+            with self._writing(r.name):
                 for key, (cond, _) in r.conditions.items():
                     text = self._condition_text(cond, r.name)
                     if text is None or out.setdefault(key, text) != text:
                         return None
-            finally:
-                self.home = home
         return out
 
     def _condition_text(self, cond, scope: str) -> str | None:
@@ -118,24 +115,17 @@ class VariantMerger:
 
     def _children_order(self, reps) -> list | None:
         """The variants' children (local names) in one order, each with its guard; None where they disagree."""
-        order: list[str] = []
         guards: dict[str, tuple] = {}
         for r in reps:
-            at = 0
             for child in r.children:
-                local = self._local(child)
-                guard = self._guard(child)
+                local, guard = self._local(child), self._guard(child)
                 if len(guard) > 1 or guards.setdefault(local, guard) != guard:
                     return None
                 if guard and r.conditions.get(guard[0][0], (None, None))[1] != guard[0][1]:
                     return None
-                if local in order:
-                    if order.index(local) < at:
-                        return None
-                    at = order.index(local) + 1
-                else:
-                    order.insert(at, local)
-                    at += 1
+        order = _merge_orders([[self._local(c) for c in r.children] for r in reps])
+        if order is None:
+            return None
         for r in reps:  # an instance has a guarded child exactly when it took that branch
             have = {self._local(c) for c in r.children}
             for local in order:
@@ -171,8 +161,7 @@ class VariantMerger:
         texts: dict[str, str] = {}
         used: set[str] = set()
         for r in reps:
-            home, self.home = self.home, r.name
-            try:
+            with self._writing(r.name):
                 for path, expr in self._init_items(r):
                     if isinstance(expr, Call) or isinstance(expr, Code):
                         text = self._init_text(path, expr, 12 if guard_of.get(path.split(".")[0]) else 8)
@@ -182,8 +171,6 @@ class VariantMerger:
                     else:
                         raise _NoMerge  # a loop: its count or arguments may differ
                 used |= self._code_names(self._init_items(r)) & self._names(r.name)
-            finally:
-                self.home = home
         lets = self._lets(reps[0], used | {n for t in v.conditions.values() for n in _words(t)})
         lines = [f"{name} = {text}" for name, text in lets]
         groups: list[tuple[tuple, list[str]]] = []

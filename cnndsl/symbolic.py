@@ -104,8 +104,7 @@ class Sym:
         mine = PRECEDENCE[self.op]
         # left-associative, except ** (right-associative, and it binds tighter than a unary minus on its left)
         left_paren = left.precedence < mine or (self.op == "**" and left.precedence <= mine)
-        right_paren = right.precedence < mine or (self.op != "**" and right.precedence <= mine and
-                                                  not (self.op in ("+", "*") and right.op == self.op))
+        right_paren = right.precedence < mine or (self.op != "**" and right.precedence <= mine)
         lt, rt = left.text(number, functions), right.text(number, functions)
         lt = f"({lt})" if left_paren else lt
         rt = f"({rt})" if right_paren else rt
@@ -269,28 +268,21 @@ for _op, _name in _DUNDER.items():
     setattr(_Traced, f"__r{_name}__", _r)
 
 
-class TracedInt(_Traced, int):
-    def __new__(cls, value: int, sym: Sym):
-        obj = int.__new__(cls, value)
+def _traced_type(base: type) -> type:
+    """TracedInt or TracedFloat: the base's number, with a `sym`; it prints, hashes and compares as the base."""
+
+    def new(cls, value, sym: Sym):
+        obj = base.__new__(cls, value)
         obj.sym = sym
         return obj
 
-    __hash__ = int.__hash__
-    __eq__ = int.__eq__
-    __repr__ = int.__repr__
-    __str__ = int.__repr__
+    return type(f"Traced{base.__name__.capitalize()}", (_Traced, base), {
+        "__new__": new, "__hash__": base.__hash__, "__eq__": base.__eq__, "__repr__": base.__repr__,
+        "__str__": base.__repr__, "__module__": __name__})
 
 
-class TracedFloat(_Traced, float):
-    def __new__(cls, value: float, sym: Sym):
-        obj = float.__new__(cls, value)
-        obj.sym = sym
-        return obj
-
-    __hash__ = float.__hash__
-    __eq__ = float.__eq__
-    __repr__ = float.__repr__
-    __str__ = float.__repr__
+TracedInt = _traced_type(int)
+TracedFloat = _traced_type(float)
 
 
 def traced(value, sym: Sym | None):
