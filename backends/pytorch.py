@@ -51,6 +51,22 @@ WIDTH = 110  # generated code is broken over lines beyond this column
 LIMIT = 120  # no generated line is longer (a docstring or header line up to here stays whole)
 
 
+class Expr(Code):
+    """A size written as the .cnn file computes it, with the expression it prints (`sym`), so that a long one
+    can be held in a variable of __init__ (see TorchGenerator._hoisted)."""
+
+    sym: Sym
+
+    @classmethod
+    def of(cls, text: str, sym: Sym) -> Expr:
+        out = cls(text)
+        out.sym = sym
+        return out
+
+
+LONG = 60  # an expression longer than this goes into a variable of __init__ before the statement that uses it
+
+
 @dataclass(frozen=True)
 class Named:
     """nn.Sequential(OrderedDict(...)) members, for sequences whose members carry their own names."""
@@ -456,9 +472,9 @@ class TorchGenerator(VariantMerger):
             sym = sym.subs({tag + k: Sym.name(k) for k in self.net.scopes[roots].call})
         if not sym.names() <= self._names(self.home):
             return plain(value)
-        if sym.literal:
+        if not sym.names():  # constant once the fixed parameters are numbers: the number itself
             return plain(value)
-        return Code(self._text(sym))
+        return Expr.of(self._text(sym), sym)
 
     def _text(self, sym: Sym) -> str:
         """An expression as Python: the .cnn builtins by their Python names (make_divisible is copied in)."""
@@ -998,7 +1014,8 @@ class TorchGenerator(VariantMerger):
     def _init_lines(self, scope: Scope, slots: dict | None) -> list[str]:
         """Statements of __init__, each rendered for an indentation of 8 (continuation lines included)."""
         lines = []
-        for path, expr in self._init_items(scope):
+        for path, expr, before in self._hoisted(self._init_items(scope), scope):
+            lines += before
             if isinstance(expr, Loop):
                 lines.append(self._loop_text(expr, path, slots))
                 continue
@@ -1010,6 +1027,37 @@ class TorchGenerator(VariantMerger):
             else:
                 lines.append(f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}")
         return lines
+
+    def _hoisted(self, items: list, scope: Scope) -> list[tuple[str, object, list[str]]]:
+        """(path, expression, statements before it): an expression longer than LONG is computed once into a variable
+        (`channels = int(...)`), and later expressions that contain it use the variable, as torchvision's DenseNet
+        keeps `num_features` (an unrolled network's channel counts otherwise nest ever deeper)."""
+        table: dict[Sym, Sym] = {}
+        taken = set(self._names(scope.name)) | {n for _, expr in items for n in self._code_names([("", expr)])}
+        out = []
+
+        def walk(expr, before: list[str]):
+            if isinstance(expr, Call):
+                return Call(expr.callee, tuple(walk(a, before) for a in expr.args),
+                            tuple((k, walk(v, before)) for k, v in expr.kwargs), expr.defaults)
+            if isinstance(expr, Named):
+                return Named(tuple((k, walk(v, before)) for k, v in expr.items))
+            if not isinstance(expr, Expr):
+                return expr
+            sym = expr.sym.replace(table)
+            text = self._text(sym)
+            if len(text) > LONG:
+                name = self._fresh("channels", taken)
+                taken.add(name)
+                before.append(_fit(f"{name} = {text}", 8))
+                table[expr.sym] = table[sym] = Sym.name(name)
+                sym, text = Sym.name(name), name
+            return Expr.of(text, sym)
+
+        for path, expr in items:
+            before: list[str] = []
+            out.append((path, walk(expr, before) if not isinstance(expr, Loop) else expr, before))
+        return out
 
     def _loop_text(self, loop: Loop, path: str, slots: dict | None) -> str:
         """for i in range(n): self.add_module(f"prefix{i + 1}", Class(arg=first + i * step, ...))"""

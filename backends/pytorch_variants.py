@@ -53,8 +53,8 @@ class VariantMerger:
             return
         if any(self._forward_loop(r, self._statements(r)) for r in reps):
             return
-        params = [p for p in reps[0].call if any(p in c.params for c in classes)
-                  or any(p in text for text in conditions.values())]
+        named = {w for text in conditions.values() for w in _words(text)}
+        params = [p for p in reps[0].call if any(p in c.params for c in classes) or p in named]
         params = [p for p in params if p in self._names(reps[0].name)]
         merged = type(classes[0])(classes[0].name, block, params, reps[0].name, {}, {})
         merged.variants = Variants([r.name for r in reps], conditions)

@@ -823,7 +823,8 @@ class Evaluator:
         names they are; `finalize` passes them up to the callers' arguments."""
         if sym_of(value) is None:
             return
-        names = sym_of(self.localize(value)).names() if sym_of(self.localize(value)) is not None else set()
+        sym = sym_of(self.localize(value))
+        names = sym.names() if sym is not None else set()
         frame = self.frame
         while frame.parent is not None and frame.kind != "block" and not frame.tag:
             frame = frame.parent

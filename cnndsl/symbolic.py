@@ -74,6 +74,16 @@ class Sym:
             return negate(self.args[0].subs(mapping))
         return binary(self.op, self.args[0].subs(mapping), self.args[1].subs(mapping))
 
+    def replace(self, table: dict[Sym, Sym]) -> Sym:
+        """The expression with whole sub-expressions replaced (a long one by the variable that holds it)."""
+        if self in table:
+            return table[self]
+        if self.op in ("name", "num"):
+            return self
+        if self.op == "call":
+            return Sym("call", (self.args[0], *(a.replace(table) for a in self.args[1:])))
+        return Sym(self.op, tuple(a.replace(table) for a in self.args))
+
     # ------------------------------------------------------------ printing
 
     @property
