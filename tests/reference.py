@@ -299,6 +299,19 @@ WEIGHTS = {
 }
 
 
+def conv_path(model: nn.Module) -> nn.Module:
+    """The model with its squeeze-excitation gates replaced by identities: the conv path alone, whose receptive
+    field a gradient can measure (a gate sees the whole map: test_receptive_gates, test_zoo_maxvit)."""
+    import torchvision
+
+    for name, child in list(model.named_children()):
+        if isinstance(child, torchvision.ops.SqueezeExcitation):
+            setattr(model, name, nn.Identity())
+        else:
+            conv_path(child)
+    return model
+
+
 def fast_sample(names) -> set[str]:
     """The first target of each bundled file: the per-preset checks that every file's presets share run on these in
     the fast suite (`pytest -m "not slow"`) and on every preset with -m slow (CI runs both)."""

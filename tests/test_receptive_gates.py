@@ -16,21 +16,13 @@ import torchvision
 
 import cnndsl
 from cnndsl.report import as_json
+from reference import conv_path
 
 CASES = [  # (preset, torchvision constructor, image side, output row/column probed)
     ("efficientnet_b0", torchvision.models.efficientnet_b0, 960, 15),
     ("mobilenet_v3_large", torchvision.models.mobilenet_v3_large, 640, 10),
     ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small, 672, 10),
 ]
-
-
-def conv_path(features: torch.nn.Module) -> torch.nn.Module:
-    for name, child in list(features.named_children()):
-        if isinstance(child, torchvision.ops.SqueezeExcitation):
-            setattr(features, name, torch.nn.Identity())
-        else:
-            conv_path(child)
-    return features
 
 
 def measured_field(features: torch.nn.Module, side: int, pos: int) -> tuple[int, int]:

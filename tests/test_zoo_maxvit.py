@@ -27,6 +27,7 @@ import torchvision.models as tvm
 
 import cnndsl
 from cnndsl.backends.pytorch import class_name
+from reference import conv_path
 
 # a small MaxViT: partition 2 at 64x64 (stages of 16, 8, 4 and 2 positions), two layers in the first stage
 SMALL = dict(stem_channels=16, block_channels=[16, 32, 32, 64], block_layers=[2, 1, 1, 1], head_dim=8,
@@ -103,16 +104,6 @@ def test_an_input_that_does_not_split_into_windows_is_refused_as_torchvision_ref
 
 
 # ---------------------------------------------------------------- receptive fields
-
-
-def conv_path(model: torch.nn.Module) -> torch.nn.Module:
-    """The model with its squeeze-excitation gates replaced by identities."""
-    for name, child in list(model.named_children()):
-        if isinstance(child, torchvision.ops.SqueezeExcitation):
-            setattr(model, name, torch.nn.Identity())
-        else:
-            conv_path(child)
-    return model
 
 
 def sublayer_outputs(model, x, stages: int = 2) -> dict[str, torch.Tensor]:
