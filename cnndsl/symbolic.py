@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_NO_NAMES: frozenset = frozenset()
 # Python's binding strength: a higher number binds tighter
 PRECEDENCE = {"if": 0, "+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20, "neg": 30, "**": 40, "atom": 50}
 _APPLY = {
@@ -31,9 +32,16 @@ class Sym:
     op: str
     args: tuple
 
-    def __post_init__(self):
-        size = 1 + sum(a.size for a in self.args if isinstance(a, Sym))
-        object.__setattr__(self, "size", size)
+    def __post_init__(self):  # kept, not recomputed: expressions are built and asked about many times
+        if self.op == "num":
+            value = self.args[0]
+            self.__dict__.update(size=1, _names=_NO_NAMES, int_like=isinstance(value, int))
+        elif self.op == "name":
+            self.__dict__.update(size=1, _names=frozenset(self.args), int_like=True)
+        else:
+            parts = [a for a in self.args if isinstance(a, Sym)]
+            names = parts[0]._names.union(*(a._names for a in parts[1:])) if parts else _NO_NAMES
+            self.__dict__.update(size=1 + sum(a.size for a in parts), _names=names, int_like=_int_like(self))
 
     # ------------------------------------------------------------ building
 
@@ -55,12 +63,8 @@ class Sym:
     def literal(self) -> bool:
         return self.op == "num"
 
-    def names(self) -> set[str]:
-        if self.op == "name":
-            return {self.args[0]}
-        if self.op == "num":
-            return set()
-        return set().union(*(a.names() for a in self.args if isinstance(a, Sym)))
+    def names(self) -> frozenset[str]:
+        return self._names
 
     def subs(self, mapping: dict[str, Sym]) -> Sym:
         """The expression with names replaced (a block's parameters by the caller's arguments)."""
@@ -143,9 +147,9 @@ def binary(op: str, a: Sym, b: Sym) -> Sym:
         return a
     if a.literal and _is(a, 0) and op == "+":
         return b
-    if b.literal and _is(b, 1) and op in ("*", "//", "**") and _int_like(a):
+    if b.literal and _is(b, 1) and op in ("*", "//", "**") and a.int_like:
         return a
-    if a.literal and _is(a, 1) and op == "*" and _int_like(b):
+    if a.literal and _is(a, 1) and op == "*" and b.int_like:
         return b
     if op == "+" and b.op == "neg":
         return binary("-", a, b.args[0])
@@ -163,12 +167,12 @@ def _linear(sym: Sym):
             return None
         return _add(left, right, -1 if sym.op == "-" else 1)
     if sym.op == "*" and sym.args[1].op == "num" and _linear(sym.args[1]) is not None and sym.args[0].op != "num" \
-            and sym.args[0].op not in ("+", "-") and _int_like(sym.args[0]):
+            and sym.args[0].op not in ("+", "-") and sym.args[0].int_like:
         return {sym.args[0]: sym.args[1].args[0]}, 0
     if sym.op == "neg":
         inner = _linear(sym.args[0])
         return None if inner is None else _add(({}, 0), inner, -1)
-    return ({sym: 1}, 0) if _int_like(sym) else None
+    return ({sym: 1}, 0) if sym.int_like else None
 
 
 def _add(a, b, sign: int):
@@ -180,6 +184,8 @@ def _add(a, b, sign: int):
 
 def _collect(op: str, a: Sym, b: Sym) -> Sym | None:
     """a op b as a collected integer sum, when a and b share a term or cancel (else None: keep as written)."""
+    if a.names().isdisjoint(b.names()) and not (a.literal or b.literal):
+        return None  # nothing to collect: no shared term, no second constant
     la, lb = _linear(a), _linear(b)
     if la is None or lb is None or not (set(la[0]) & set(lb[0]) or (la[1] and lb[1] and not lb[0])):
         return None
@@ -222,7 +228,7 @@ def _int_like(sym: Sym) -> bool:
         return False
     if sym.op == "call":
         return sym.args[0] in ("int", "make_divisible", "round", "floor", "ceil", "len")
-    return all(_int_like(a) for a in sym.args if isinstance(a, Sym))
+    return all(a.int_like for a in sym.args if isinstance(a, Sym))
 
 
 # ---------------------------------------------------------------- traced numbers

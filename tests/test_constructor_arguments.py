@@ -20,10 +20,11 @@ import cnndsl
 from cnndsl.backends.pytorch import TorchGenerator, class_name
 from cnndsl.errors import CnnError
 from cnndsl.loader import zoo_index
-from reference import fast_sample, sampled
+from reference import fast_sample
 
 PRESETS = list(zoo_index())
 FAMILIES = fast_sample(PRESETS)  # the first preset of each bundled file
+QUICK = {"resnet", "densenet", "vision_transformer"}  # the fast suite's share (its budget); CI runs all with -m slow
 
 
 def module_class(net):
@@ -48,7 +49,8 @@ def shapes(model: torch.nn.Module) -> dict:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", sampled(PRESETS))
+@pytest.mark.parametrize("name", [pytest.param(n, id=n, marks=() if n in QUICK else pytest.mark.slow)
+                                  for n in PRESETS])
 def test_constructor_argument_builds_what_set_compiles(name):
     """Each argument at two other values for the first preset of each file; for the other presets (with -m slow,
     a CI run's budget) one argument, a different one from preset to preset, at one other value."""
