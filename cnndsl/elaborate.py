@@ -162,6 +162,8 @@ class Evaluator:
         return None if operand is None else ("value", operand)
 
     def condition_operand(self, n: A.Node, env: Env) -> Sym | None:
+        if not _pure(n):  # evaluating it again would make its layers again
+            return None
         if isinstance(n, A.Name) and n.id in self.frame.call and not isinstance(self.frame.call[n.id], (int, float)):
             value = env.lookup(n.id)
             return Sym.name(n.id) if isinstance(value, bool) else None  # a switch: the class takes it
@@ -1055,6 +1057,17 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
             sizes[name] = shape[axis]
             shape[axis] = traced(plain(shape[axis]), Sym.name(tag + name))
     return Tensor(t.node, t.type.with_shape(shape))
+
+
+def _pure(n) -> bool:
+    """Does evaluating the expression make nothing (no layer, no node): numbers, names, builtins' results?"""
+    if isinstance(n, (A.Chain, A.Labeled)):
+        return False
+    if isinstance(n, A.Call) and not (isinstance(n.func, A.Name) and n.func.id in BUILTINS):
+        return False
+    children = [v for v in vars(n).values() if isinstance(v, A.Node)]
+    children += [x for v in vars(n).values() if isinstance(v, list) for x in v if isinstance(x, A.Node)]
+    return all(_pure(c) for c in children)
 
 
 def _dimension_names(t: TensorType, prefix: str) -> list[str]:

@@ -97,3 +97,25 @@ def test_generated_densenet121_loads_torchvision_weights_and_matches_outputs():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_condition_that_makes_a_layer_makes_it_once(tmp_path):
+    """Recording a block's condition for the generated `if` must not evaluate it again: a condition that applies a
+    labelled layer would make that layer twice ('the name k is already used')."""
+    path = tmp_path / "c.cnn"
+    path.write_text("""block b(x, c) {
+    y = x -> conv(c, 1)
+    if (x -> k: conv(4, 1)).channels == c { y = y -> relu }
+    return y
+}
+network n() {
+    input x: 3x8x8
+    output o = x -> b1: b(4) -> b2: b(5)
+}
+""")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k is computed but unused: the lint says so, which is right
+        net = cnndsl.load(str(path))
+    assert sum(name.endswith(".k") for name in net.order) == 2  # one per instance, b1.k and b2.k
