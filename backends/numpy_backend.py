@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import keyword
 import math
 import re
@@ -407,6 +408,11 @@ EMITTERS: dict[str, NumpyOp] = {
 # ---------------------------------------------------------------- the kernels file
 
 
+@functools.lru_cache(maxsize=4)
+def _read_kernels(cls, path: Path, mtime_ns: int):
+    return cls.parse(path.read_text(encoding="utf-8"))
+
+
 @dataclass
 class KernelSource:
     """numpy_kernels.py, read as text: its top-level definitions and imports, by name."""
@@ -418,24 +424,35 @@ class KernelSource:
 
     @classmethod
     def read(cls, path: Path = KERNELS_FILE) -> KernelSource:
-        text = path.read_text(encoding="utf-8")
+        return _read_kernels(cls, path, path.stat().st_mtime_ns)  # parsed once per process (and file version)
+
+    @classmethod
+    def parse(cls, text: str) -> KernelSource:
         tree = ast.parse(text)
+        all_lines = text.splitlines()
+
+        def segment(node) -> str:  # ast.get_source_segment, without splitting the whole file on every call
+            lines = all_lines[node.lineno - 1:node.end_lineno]
+            lines[-1] = lines[-1][:node.end_col_offset]
+            lines[0] = lines[0][node.col_offset:]
+            return "\n".join(lines)
+
         definitions, order, needs, imports = {}, [], {}, {}
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                line = ast.get_source_segment(text, node)
+                line = segment(node)
                 for alias in node.names:
                     imports[alias.asname or alias.name.split(".")[0]] = line
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign)):
                 if isinstance(node, ast.Assign):  # a constant: NAME = value, with the comments above it
                     name = node.targets[0].id
-                    lines = text.splitlines()[:node.lineno - 1]
+                    lines = all_lines[:node.lineno - 1]
                     comments = []
                     while lines and lines[-1].startswith("#"):
                         comments.insert(0, lines.pop())
-                    source = "\n".join([*comments, ast.get_source_segment(text, node)])
+                    source = "\n".join([*comments, segment(node)])
                 else:
-                    name, source = node.name, ast.get_source_segment(text, node)
+                    name, source = node.name, segment(node)
                 definitions[name] = source
                 order.append(name)
                 needs[name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}

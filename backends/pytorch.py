@@ -121,9 +121,11 @@ def camel(name: str) -> str:
 
 class TorchGenerator(VariantMerger):
     def __init__(self, net: Network):
+        net = net.traced()  # constructor arguments and expressions come from the numbers' traces
         self.net = net
         self.totals = analyze(net)
         self.helpers: set[str] = set()
+        self.out_of_place: set[str] = set()  # ops a merged class writes out of place (pytorch_variants)
         self.consumers: dict[str, list[str]] = {n: [] for n in net.order}
         for name in net.order:
             for src in net.node(name)["inputs"]:
@@ -513,7 +515,7 @@ class TorchGenerator(VariantMerger):
         inplace=True layers assume."""
         data = self.net.node(name)
         src = data["inputs"][0]
-        if not self._has(name, INPLACE):
+        if not self._has(name, INPLACE) or name in self.out_of_place:
             return False
         if data["inputs"].count(src) > 1 or self.consumers[src] != [name] or src in self.net.outputs.values():
             return False

@@ -17,9 +17,11 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-from cnndsl.symbolic import Sym
+from cnndsl.symbolic import Sym, binary, negate
 
 from .pytorch_ops import Call, Code
+
+WIDTH_OF_LINES = 110  # as backends/pytorch.py's WIDTH
 
 COMPARISON = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -32,6 +34,17 @@ class Variants:
     reps: list[str]
     conditions: dict  # key -> condition text
     tests: dict = field(default_factory=dict)  # key -> (test when taken, attribute or flag it reads)
+    out_of_place: set = field(default_factory=set)  # nodes whose first input may be a value the branch replaced
+    used: set = field(default_factory=set)  # the keys of the conditions the class's code writes
+
+    def condition(self, key, taken: bool) -> str:
+        """The test of a branch (the condition, or its negation), noted as written."""
+        self.used.add(key)
+        return self.conditions[key] if taken else _negated(self.conditions[key])
+
+    def names(self) -> set[str]:
+        """The names the written conditions read."""
+        return {n for key in self.used for n in _words(self.conditions[key])}
 
 
 class VariantMerger:
@@ -62,6 +75,10 @@ class VariantMerger:
             self.variants_source(merged, "Check")  # every piece must agree, or nothing merges
         except _NoMerge:
             return
+        # the parameters the code reads: a condition that decides nothing the class writes is not among them
+        merged.params = [p for p in params if any(p in c.params for c in classes) or p in merged.variants.names()]
+        params = merged.params
+        self.out_of_place |= merged.variants.out_of_place
         for c in classes:
             for scope in c.instances:
                 s = self.net.scopes[scope]
@@ -155,24 +172,30 @@ class VariantMerger:
     def _variant_init(self, cls, reps, order) -> list[str]:
         """__init__'s statements (each a string for an indentation of 8, continuation lines included)."""
         v = cls.variants
-        v.tests = {}
+        v.tests, v.used = {}, set()
         guard_of = dict(order)
-        items: dict[str, object] = {}
-        texts: dict[str, str] = {}
+        found: dict[str, list] = {}  # path -> [(variant, expression)]
         used: set[str] = set()
         for r in reps:
             with self._writing(r.name):
                 for path, expr in self._init_items(r):
-                    if isinstance(expr, Call) or isinstance(expr, Code):
-                        text = self._init_text(path, expr, 12 if guard_of.get(path.split(".")[0]) else 8)
-                        if texts.setdefault(path, text) != text:
-                            raise _NoMerge
-                        items[path] = expr
-                    else:
+                    if not isinstance(expr, (Call, Code)):
                         raise _NoMerge  # a loop: its count or arguments may differ
+                    found.setdefault(path, []).append((r, expr))
                 used |= self._code_names(self._init_items(r)) & self._names(r.name)
-        lets = self._lets(reps[0], used | {n for t in v.conditions.values() for n in _words(t)})
-        lines = [f"{name} = {text}" for name, text in lets]
+        items: dict[str, object] = {}
+        texts: dict[str, str] = {}
+        for path, cands in found.items():
+            indent = 12 if guard_of.get(path.split(".")[0]) else 8
+            members = [self._guarded_members(r, path, expr) for r, expr in cands]
+            if any(m and any(g for g, _ in m) for m in members):  # a list with `if` members: built by appends
+                texts[path] = self._list_text(v, path, list(zip((r for r, _ in cands), members)), indent)
+                used |= self._code_names([("", e) for m in members for _, e in m]) & self._names(reps[0].name)
+            else:
+                texts[path] = self._init_text(path, self._agreed(cands, lambda e: self._init_text(path, e, indent), v),
+                                              indent)
+            items[path] = cands[0][1]
+        lines: list[str] = []
         groups: list[tuple[tuple, list[str]]] = []
         for path in _ordered(items, [local for local, _ in order]):
             guard = guard_of.get(path.split(".")[0], ())
@@ -186,7 +209,7 @@ class VariantMerger:
                 lines += body
                 continue
             key, taken = guard[0]
-            cond = v.conditions[key] if taken else f"not ({v.conditions[key]})"
+            cond = v.condition(key, taken)
             attrs = [p for p in paths if "." not in p]
             if attrs:
                 v.tests[guard] = (f"self.{attrs[0]} is not None", attrs[0])
@@ -199,9 +222,150 @@ class VariantMerger:
             key, taken = guard[0]
             flag = self._flag_name(guard, order)
             v.tests[guard] = (f"self.{flag}", flag)
-            cond = v.conditions[key] if taken else f"not ({v.conditions[key]})"
-            lines.append(f"self.{flag} = {cond}")
-        return lines
+            lines.append(f"self.{flag} = {v.condition(key, taken)}")
+        lets = self._lets(reps[0], used | v.names())
+        return [f"{name} = {text}" for name, text in lets] + lines
+
+    def _guarded_members(self, r, path: str, expr) -> list | None:
+        """[(guard, expression)] of the members of an nn.Sequential item, or None for any other item."""
+        from .pytorch import Named
+
+        name = f"{r.name}.{path}"
+        if name not in self.sequential or not isinstance(expr, Call) or expr.callee != "nn.Sequential":
+            return None
+        children = self.net.scopes[name].children
+        if any(isinstance(a, Named) for a in expr.args) or len(children) != len(expr.args):
+            return None  # compared whole: variants that differ in its members stay apart
+        return [(self._guard(c), a) for c, a in zip(children, expr.args)]
+
+    def _list_text(self, v, path: str, variants: list, base: int) -> str:
+        """A sequence with `if` members, as torchvision builds MobileNetV2's: `layers = []`, `if expand != 1:
+        layers.append(...)`, `layers.extend([...])`, then `self.conv = nn.Sequential(*layers)`."""
+        keyed = []  # per variant: {key: expression}, keys in its order
+        for r, members in variants:
+            counts: dict = {}
+            row = {}
+            for guard, expr in members:
+                if len(guard) > 1 or (guard and r.conditions.get(guard[0][0], (None, None))[1] != guard[0][1]):
+                    raise _NoMerge
+                n = counts[guard] = counts.get(guard, -1) + 1
+                row[(guard, n)] = expr
+            keyed.append((r, row))
+        order = _merge_orders([list(row) for _, row in keyed])
+        if order is None:
+            raise _NoMerge
+        for r, row in keyed:  # a variant has a guarded member exactly when it took that branch
+            for key in order:
+                guard = key[0]
+                if (key in row) != (not guard or r.conditions[guard[0][0]][1] == guard[0][1]):
+                    raise _NoMerge
+        *parents, local = path.split(".")
+        target = "self" + "".join(self._attr(p) for p in [*parents, local])
+        var = "layers"
+        runs: list[tuple[tuple, list]] = []  # (guard, [expression]) of consecutive members under one guard
+        for key in order:
+            cands = [(r, row[key]) for r, row in keyed if key in row]
+            expr = self._agreed(cands, lambda e: self._render_expr(e, 12, None, (path,)), v)
+            if runs and runs[-1][0] == key[0]:
+                runs[-1][1].append(expr)
+            else:
+                runs.append((key[0], [expr]))
+        lines = [] if not runs[0][0] else [f"{var} = []"]
+        for i, (guard, exprs) in enumerate(runs):
+            pad = "    " if guard else ""
+            if guard:
+                gkey, taken = guard[0]
+                other = runs[i - 1][0] if i else ()
+                if other and other[0] == (gkey, not taken) and (i < 2 or runs[i - 2][0] != guard):
+                    v.condition(gkey, taken)
+                    lines.append("else:")
+                else:
+                    lines.append(f"if {v.condition(gkey, taken)}:")
+            indent = base + len(pad)
+            if i == 0 and not guard:
+                head, tail = f"{var} = [", "]"
+            elif len(exprs) == 1:
+                head, tail = f"{var}.append(", ")"
+            else:
+                head, tail = f"{var}.extend(", ")"
+            if len(exprs) == 1:
+                text = head + self._render_expr(exprs[0], indent, None, (path,), len(head)) + tail
+                if "\n" not in text and indent + len(text) <= WIDTH_OF_LINES:
+                    lines.append(pad + text)
+                    continue
+                if tail == ")":  # as black: the one argument on lines of its own
+                    lines.append(pad + head + "\n" + " " * (indent + 4)
+                                 + self._render_expr(exprs[0], indent + 4, None, (path,)) + "\n" + " " * indent + tail)
+                    continue
+            inner = indent + (4 if tail == "]" else 8)
+            body = "".join(" " * inner + self._render_expr(e, inner, None, (path,)) + ",\n" for e in exprs)
+            if tail == "]":
+                lines.append(pad + head + "\n" + body + " " * indent + tail)
+            else:  # as black writes `layers.extend([...])` when it does not fit a line
+                lines.append(pad + head + "\n" + " " * (indent + 4) + "[\n" + body + " " * (indent + 4) + "]\n"
+                             + " " * indent + tail)
+        lines.append(f"{target} = nn.Sequential(*{var})")
+        return "\n".join([lines[0], *(" " * base + line for line in lines[1:])])  # as __init__'s other lines
+
+    def _agreed(self, cands: list, render, v) -> object:
+        """The one expression that serves every variant: theirs where they write the same text; else one that
+        equals each variant's own once that variant's conditions are known (where `expanded != in_channels` was
+        false, `expanded` and `in_channels` are one number: the depthwise conv of MobileNetV3's unexpanded block
+        reads `in_channels`, the others `expanded`, and one class writes `expanded` for all)."""
+        texts = {render(e) for _, e in cands}
+        if len(texts) == 1:
+            return cands[0][1]
+        return self._merged_tree(cands, v)
+
+    def _merged_tree(self, cands: list, v):
+        """The variants' constructor trees as one: where they differ, a size that serves them all given what
+        each knows (see _agreed), or `a if condition else b` where one of the block's conditions tells them
+        apart (ShuffleNet's `in_channels if stride > 1 else in_channels // 2`, as torchvision writes it)."""
+        from .pytorch import Named
+
+        first = cands[0][1]
+        if all(isinstance(t, Call) and t.callee == first.callee and len(t.args) == len(first.args)
+               and [k for k, _ in t.kwargs] == [k for k, _ in first.kwargs] for _, t in cands):
+            args = tuple(self._merged_tree([(r, t.args[i]) for r, t in cands], v) for i in range(len(first.args)))
+            kwargs = tuple((k, self._merged_tree([(r, dict(t.kwargs)[k]) for r, t in cands], v))
+                           for k, _ in first.kwargs)
+            return Call(first.callee, args, kwargs, first.defaults)
+        if all(isinstance(t, Named) and [k for k, _ in t.items] == [k for k, _ in first.items] for _, t in cands):
+            return Named(tuple((k, self._merged_tree([(r, dict(t.items)[k]) for r, t in cands], v))
+                               for k, _ in first.items))
+        if len({self._flat(t) for _, t in cands}) == 1:
+            return first
+        for _, chosen in cands:
+            if all(_canonical(chosen, *self._facts(r)) == _canonical(e, *self._facts(r)) for r, e in cands):
+                return chosen
+        for key, condition in v.conditions.items():
+            if any(key not in r.conditions for r, _ in cands):
+                continue  # a condition some variants never evaluated
+            taken = [(r, t) for r, t in cands if r.conditions[key][1]]
+            other = [(r, t) for r, t in cands if not r.conditions[key][1]]
+            if not taken or not other:
+                continue
+            try:
+                a, b = self._flat(self._merged_tree(taken, v)), self._flat(self._merged_tree(other, v))
+            except _NoMerge:
+                continue
+            if "\n" not in a + b and " if " not in a + b:
+                v.used.add(key)
+                return Code(f"{a} if {condition} else {b}")
+        raise _NoMerge
+
+    def _flat(self, tree) -> str:
+        return self._render_expr(tree, 0, None, ()) if not isinstance(tree, Code) else str(tree)
+
+    def _facts(self, r) -> tuple:
+        """What a variant knows: its block's locals as expressions, the equalities its conditions' outcomes imply,
+        and the names that hold integers."""
+        lets = {name: Sym.of(value) for name, value in r.lets.items()}
+        equal: list = []
+        for cond, taken in r.conditions.values():
+            _equalities(cond, taken, equal)
+        ints = {k for k, value in r.call.items() if isinstance(value, int) and not isinstance(value, bool)}
+        return lets, [(_expanded(a, lets), _expanded(b, lets)) for a, b in equal], frozenset(ints)
 
     def _flag_name(self, guard, order) -> str:
         first = next(local for local, g in order if g == guard)
@@ -273,10 +437,10 @@ class VariantMerger:
                 len({len(c) for c in rows}) > 1 for rows in reads.values()):
             raise _NoMerge
         rows = {key: merged(reads[key]) for key in keys}
-        for key in keys:  # an op that overwrites its input must not overwrite a value the branch stood in for
+        for key in keys:  # an op must not overwrite a value its branch stood in for: `s = s + y`, not `s += y`
             node = keyed[key].outputs[0]
-            if rows[key] and rows[key][0] in alias and node in self.net.graph and self._inplace_ok(node):
-                raise _NoMerge
+            if rows[key] and rows[key][0] in alias and node in self.net.graph:
+                v.out_of_place.add(node)
         returned = merged(outputs)
         # each run of statements under one guard; a value a branch replaces is set before its run (`s = x`), or,
         # when nothing after the run reads it, the branch simply takes over its variable
@@ -321,6 +485,92 @@ class VariantMerger:
 
 class _NoMerge(Exception):
     """The variants differ in a way one class with `if`s does not write: keep them apart."""
+
+
+def _negated(text: str) -> str:
+    """not (text), as a person writes it: `a == b` for `a != b`."""
+    flip = {" != ": " == ", " == ": " != ", " < ": " >= ", " >= ": " < ", " > ": " <= ", " <= ": " > "}
+    ops = [op for op in flip if op in text]
+    if len(ops) == 1 and text.count(ops[0]) == 1 and not any(w in text for w in (" and ", " or ", "not ")):
+        return text.replace(ops[0], flip[ops[0]])
+    return f"not ({text})"
+
+
+def _equalities(cond, taken: bool, out: list) -> None:
+    """The (a, b) with a == b that a condition's outcome implies."""
+    kind = cond[0] if cond else None
+    if kind == "not":
+        _equalities(cond[1], not taken, out)
+    elif kind in ("and", "or") and taken == (kind == "and"):  # every part has the outcome of the whole
+        for part in cond[1]:
+            _equalities(part, taken, out)
+    elif kind == "cmp" and len(cond[1]) == 1 and cond[1][0] == ("==" if taken else "!="):
+        out.append((cond[2][0], cond[2][1]))
+
+
+def _expanded(sym: Sym, lets: dict) -> Sym:
+    for _ in range(len(lets) + 1):
+        if not sym.names() & lets.keys():
+            return sym
+        sym = sym.subs(lets)
+    return sym
+
+
+def _integral(sym: Sym, ints: frozenset) -> bool:
+    if sym.op == "num":
+        return isinstance(sym.args[0], int) and not isinstance(sym.args[0], bool)
+    if sym.op == "name":
+        return sym.args[0] in ints
+    if sym.op == "call":
+        return sym.args[0] in ("int", "round", "floor", "ceil", "make_divisible", "len")
+    if sym.op in ("+", "-", "*", "//", "%", "neg"):
+        return all(_integral(a, ints) for a in sym.args)
+    return False
+
+
+def _simplified(sym: Sym, ints: frozenset) -> Sym:
+    """int(x) and round(x) of an integer x is x (`int(round(in_channels * 1))` is `in_channels`)."""
+    if sym.op == "call":
+        args = [_simplified(a, ints) for a in sym.args[1:]]
+        if sym.args[0] in ("int", "round") and len(args) == 1 and _integral(args[0], ints):
+            return args[0]
+        return Sym("call", (sym.args[0], *args))
+    if sym.op == "neg":
+        return negate(_simplified(sym.args[0], ints))
+    if sym.op in ("name", "num"):
+        return sym
+    return binary(sym.op, _simplified(sym.args[0], ints), _simplified(sym.args[1], ints))
+
+
+def _canonical(tree, lets: dict, equal: list, ints: frozenset):
+    """A constructor tree with each size in a form that two equal expressions share, given a variant's facts."""
+    from .pytorch import Named
+
+    def size(sym: Sym) -> Sym:
+        sym = _simplified(_expanded(sym, lets), ints)
+        for a, b in equal:  # one side for the other, never a name by an expression that holds it
+            if a.op == "name" and a.args[0] not in b.names():
+                sym = sym.subs({a.args[0]: b})
+            elif b.op == "name" and b.args[0] not in a.names():
+                sym = sym.subs({b.args[0]: a})
+            else:
+                sym = sym.replace({a: b})
+        return _simplified(sym, ints)
+
+    if isinstance(tree, Call):
+        return ("call", tree.callee, tuple(_canonical(a, lets, equal, ints) for a in tree.args),
+                tuple((k, _canonical(x, lets, equal, ints)) for k, x in tree.kwargs))
+    if isinstance(tree, Named):
+        return ("named", tuple((k, _canonical(x, lets, equal, ints)) for k, x in tree.items))
+    if isinstance(tree, (list, tuple)):
+        return tuple(_canonical(x, lets, equal, ints) for x in tree)
+    if getattr(tree, "sym", None) is not None:
+        return size(tree.sym)
+    if isinstance(tree, Code):
+        return ("code", str(tree))
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        return size(Sym.num(tree))
+    return ("value", repr(tree))
 
 
 def _words(text: str) -> set[str]:

@@ -13,19 +13,21 @@ from .passes import analyze as _analyze
 
 
 def load(target: str, inputs: dict[str, str] | None = None, settings: list[str] | None = None,
-         max_nodes: int | None = None, **params) -> Network:
+         max_nodes: int | None = None, trace: bool = False, **params) -> Network:
     """Elaborate a bundled architecture (by network or preset name) or a .cnn path.
 
     Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`), or .cnn expressions as on the
     command line (`settings=["unit=basic"]`, for values such as blocks); input shapes are strings
     (`inputs={"x": "3x64x64"}`). Warnings (cnndsl.lint) are raised as CnnDslWarning and kept on
-    `net.warnings`. `max_nodes` raises the limit on the network's size (cnndsl.limits.NODES_MAX).
+    `net.warnings`. `max_nodes` raises the limit on the network's size (cnndsl.limits.NODES_MAX). `trace`
+    keeps how each number was computed, which only the PyTorch backend reads (`compile` elaborates again with it
+    where the network lacks it; tracing doubles the elaboration's cost).
     """
     settings = [parse_setting(text, "settings") for text in (settings or [])]
     settings += [(name, _literal(value, name), _span(name)) for name, value in params.items()]
     shapes = [parse_setting(f"{name}={shape}", "inputs") for name, shape in (inputs or {}).items()]
     try:
-        net = elaborate(find_target(target), settings, shapes, max_nodes)
+        net = elaborate(find_target(target), settings, shapes, max_nodes, trace=trace)
     except RecursionError:
         raise CnnError(f"{target}: the program is nested too deeply to elaborate") from None
     for warning in net.warnings:  # also kept on net.warnings

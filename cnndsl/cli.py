@@ -70,13 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _network(args):
+def _network(args, trace: bool = False):
     from .elaborate import elaborate, parse_setting
     from .loader import find_target
 
     settings = [parse_setting(s, "--set") for s in args.set]
     shapes = [parse_setting(s, "--input") for s in args.input]
-    net = elaborate(find_target(args.target, args.import_path), settings, shapes, _max_nodes(args))
+    net = elaborate(find_target(args.target, args.import_path), settings, shapes, _max_nodes(args), trace=trace)
     _warn(net.warnings)
     return net
 
@@ -168,7 +168,7 @@ def _compile(args) -> str | None:
 
     if args.output == "":
         raise CnnError("-o needs a file name (leave -o out to print to stdout)")
-    net = _network(args)
+    net = _network(args, trace=args.backend == "torch")  # the PyTorch backend writes the numbers' expressions
     if not args.force:
         from .lint import size_warning
         from .passes import analyze

@@ -9,6 +9,7 @@ an unlabelled node is named after its op, made unique in its scope once all expl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import keyword
 import os
 import re
@@ -25,11 +26,11 @@ from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .ops.spec import ANY_LAYOUT
-from .symbolic import Sym, call as traced_call, plain, sym_of, traced, traced_range
+from .symbolic import Sym, call as traced_call, plain, sym_of, traced, traced_range, tracing
 from .syntax import parse_expression
 from .types import AXIS_NAMES, TensorType
-from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, Layer, NetworkValue,
-                     PendingNode, TemplateClosure, Tensor, describe)
+from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, GuardedList, Layer,
+                     NetworkValue, PendingNode, TemplateClosure, Tensor, describe)
 
 # Letters, digits and _, with single hyphens inside (torchvision's RegNet names its blocks `block1-0`); a
 # hyphen can only come from an interpolated string: `block{s}{"-"}{j}`.
@@ -76,6 +77,7 @@ class Evaluator:
         self.loop_count = 0
         self.loop_of: dict[int, int] = {}  # id(Frame) -> loop number
         self.template_calls = 0
+        self.template_depth = 0  # template bodies being evaluated (their list `if`s guard nothing of a block's)
         self.bindings: dict[str, Sym] = {}  # a template call's name (`cna#3.out`) -> its caller's value of it
         self.loop_length: dict[int, Any] = {}  # loop number -> its count, where range() of a traced number gave it
         self.init_rules: list = []  # `init` statements as they ran (cnndsl.init.Pending), resolved after naming
@@ -164,7 +166,9 @@ class Evaluator:
     def condition_operand(self, n: A.Node, env: Env) -> Sym | None:
         if not _pure(n):  # evaluating it again would make its layers again
             return None
-        if isinstance(n, A.Name) and n.id in self.frame.call and not isinstance(self.frame.call[n.id], (int, float)):
+        given = self.frame.call.get(n.id) if isinstance(n, A.Name) else None
+        if isinstance(n, A.Name) and n.id in self.frame.call and (isinstance(given, bool)
+                                                                   or not isinstance(given, (int, float))):
             value = env.lookup(n.id)
             return Sym.name(n.id) if isinstance(value, bool) else None  # a switch: the class takes it
         value = self.eval(n, env)
@@ -324,10 +328,15 @@ class Evaluator:
 
     def eval_ListLit(self, n: A.ListLit, env: Env) -> list:
         out: list = []
-        self.list_elems(n.elems, env, out)
+        guards: list = []
+        # the branches the list itself is in are its block's, not its members'
+        self.list_elems(n.elems, env, out, guards, len(self.frame.guards))
+        if any(guards):
+            out = GuardedList(out)
+            out.guards = guards
         return out
 
-    def list_elems(self, elems: list[A.Node], env: Env, out: list) -> None:
+    def list_elems(self, elems: list[A.Node], env: Env, out: list, guards: list, base: int) -> None:
         for e in elems:
             if isinstance(e, A.ListFor):  # its loop variables live only inside the list
                 inner = Env(env)
@@ -336,11 +345,17 @@ class Evaluator:
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
                         inner.vars[name] = value
                     with self.naming_iteration(e, item):
-                        self.list_elems(e.elems, inner, out)
+                        self.list_elems(e.elems, inner, out, guards, base)
             elif isinstance(e, A.ListIf):
-                self.list_elems(e.then if self.truth(self.eval(e.cond, env), e.cond.span) else e.orelse, env, out)
+                taken = self.truth(self.eval(e.cond, env), e.cond.span)
+                if self.template_depth:  # a template's own `if`s are the template's, not the calling block's
+                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base)
+                    continue
+                with self.guarded(e.cond, env, taken):
+                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base)
             else:
                 out.append(self.eval(e, env))
+                guards.append(tuple(self.frame.guards[base:]) if self.frame.kind == "block" else ())
                 if len(out) > limits.LIST_MAX:
                     raise CnnError(f"a list of more than {limits.LIST_MAX:,} elements", e.span)
 
@@ -654,10 +669,14 @@ class Evaluator:
                            f"(turn the shared part into a block)", span)
         if isinstance(value, list):
             members = []
+            guards = getattr(value, "guards", None) or [()] * len(value)
             for i, v in enumerate(value):
                 if isinstance(v, Tensor):
                     raise CnnError(f"a list used as a layer sequence holds a tensor at position {i}", span)
-                members.append(self.as_layer(v, span))
+                member = self.as_layer(v, span)
+                if guards[i]:
+                    member = self.mark(dataclasses.replace(member, guard=guards[i]), member)
+                members.append(member)
             return self.mark(Layer(members, span=span), value)
         raise CnnError(f"expected a layer (an op, a block or a list of them), got {describe(value)}", span)
 
@@ -793,9 +812,11 @@ class Evaluator:
         defaults = {p.name: p.default.value for p in d.params
                     if isinstance(p.default, A.Const) and not isinstance(p.default.value, list)}
         self.enter(d.name, span)
+        self.template_depth += 1
         try:
             value = self.eval(d.value, local)
         finally:
+            self.template_depth -= 1
             self.block_stack.pop()
         if isinstance(value, (list, Layer)):
             self.made_by[id(value)] = (value, d.name, {k: plain(v) for k, v in local.vars.items() if _plain(v)},
@@ -859,6 +880,7 @@ class Evaluator:
                               if isinstance(p.default, A.Const) and not isinstance(p.default.value, list)}
             frame.inputs = [(p.name, local.vars[p.name].node) for p in d.params
                             if isinstance(local.vars[p.name], Tensor)]
+            depth, self.template_depth = self.template_depth, 0  # the block's own `if`s, wherever it is applied
             try:
                 self.exec_body(d.body, local)
             except CnnError as exc:
@@ -872,6 +894,7 @@ class Evaluator:
                 return self.trace_results(ret.value, outer, frame.lets)
             finally:
                 self.frame = frame.parent
+                self.template_depth = depth
             raise CnnError(f"block '{d.name}' ended without 'return'", span, [Note("defined here", d.span)])
         finally:
             self.block_stack.pop()
@@ -919,7 +942,8 @@ class Evaluator:
         value: Any = inputs[0] if len(inputs) == 1 else inputs
         if label is None:
             for m in members:
-                value = self.apply(m, self.as_inputs(value, span), m.label, span)
+                with self.member_guard(m):
+                    value = self.apply(m, self.as_inputs(value, span), m.label, span)
             return value
         block, args, tag, call, defaults = made or (None, None, "", {}, {})
         frame = self.open_frame(label, "seq", "sequence", span, block, args)
@@ -936,13 +960,25 @@ class Evaluator:
             outer.update({tag + k: Sym.of(v) for k, v in call.items()})
         try:
             for i, m in enumerate(members):
-                value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i), span)
+                with self.member_guard(m):
+                    value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i),
+                                       span)
         finally:
             self.frame = frame.parent
         frame.outputs = [v.node for v in (value if isinstance(value, list) else [value]) if isinstance(v, Tensor)]
         if made:
             value = self.localize_all(self.trace_results(value, outer, {}))
         return value
+
+    @contextlib.contextmanager
+    def member_guard(self, member: Layer):
+        """Apply a sequence member with the branches that put it in its list (Layer.guard) as its guard."""
+        frame = self.frame
+        frame.guards.extend(member.guard)
+        try:
+            yield
+        finally:
+            del frame.guards[len(frame.guards) - len(member.guard):]
 
     def localize_all(self, value):
         """Tensors with their dimensions localized (see localize)."""
@@ -1172,9 +1208,19 @@ def parse_setting(text: str, flag: str) -> tuple[str, A.Node, Span]:
 
 
 def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
-              input_shapes: list[tuple[str, A.Node, Span]] = (), max_nodes: int | None = None) -> Network:
+              input_shapes: list[tuple[str, A.Node, Span]] = (), max_nodes: int | None = None,
+              trace: bool = False) -> Network:
     """Build the IR of a target, with --set values and --input shapes from the command line; at most
-    `max_nodes` nodes (limits.NODES_MAX by default)."""
+    `max_nodes` nodes (limits.NODES_MAX by default). With `trace`, the nodes and scopes also keep how each number
+    was computed (cnndsl.symbolic), which generated code needs; `Network.traced()` elaborates again with it."""
+    with tracing(trace):
+        network = _elaborate(target, settings, input_shapes, max_nodes)
+    network.is_traced = trace
+    network.remake = lambda: elaborate(target, settings, input_shapes, max_nodes, trace=True)
+    return network
+
+
+def _elaborate(target: Target, settings, input_shapes, max_nodes) -> Network:
     program, net = target.program, target.network
     names = [p.name for p in net.params]
     given: dict[str, Any] = {}

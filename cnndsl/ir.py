@@ -21,7 +21,7 @@ training outputs need, which a model in eval mode does not run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import networkx as nx
 
@@ -100,6 +100,9 @@ class InitRule:
     targets: list[InitTarget] = field(default_factory=list)
 
 
+_TRACED: dict = {}  # Network.remake -> its traced network, for the network compiled last
+
+
 @dataclass
 class Network:
     name: str
@@ -118,6 +121,18 @@ class Network:
     fixed: set = field(default_factory=set)
     init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
     training_outputs: list = field(default_factory=list)  # names of the outputs present only in training
+    is_traced: bool = False  # whether nodes and scopes keep how their numbers were computed (cnndsl.symbolic)
+    remake: Callable[[], Network] | None = field(default=None, repr=False, compare=False)  # elaborate, traced
+
+    def traced(self) -> Network:
+        """This network with its numbers' expressions, which generated code reads (itself if it has them;
+        elaborated again once otherwise)."""
+        if self.is_traced or self.remake is None:
+            return self
+        if self.remake not in _TRACED:
+            _TRACED.clear()  # one at a time: a test suite compiles the same network many times in a row
+            _TRACED[self.remake] = self.remake()
+        return _TRACED[self.remake]
 
     def eval_outputs(self) -> dict[str, str]:
         """The outputs present in eval mode (name -> node), in declaration order."""

@@ -13,6 +13,8 @@ printed with Python's precedence, so its text is valid Python for a generated co
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 _NO_NAMES: frozenset = frozenset()
@@ -301,9 +303,25 @@ TracedInt = _traced_type(int)
 TracedFloat = _traced_type(float)
 
 
+# Tracing costs about as much as the elaboration itself; only generated code reads traces, so the elaborator
+# turns it on for the backends alone (elaborate(trace=True)): analysis, drawing and checking run without it.
+_TRACING: ContextVar[bool] = ContextVar("cnndsl_tracing", default=True)
+
+
+@contextmanager
+def tracing(on: bool):
+    """Trace numbers (on) or leave them plain (off) while the block runs."""
+    token = _TRACING.set(on)
+    try:
+        yield
+    finally:
+        _TRACING.reset(token)
+
+
 def traced(value, sym: Sym | None):
-    """value carrying sym, where value is a number and sym says more than its literal."""
-    if sym is None or sym.literal or sym.size > SIZE_MAX or isinstance(value, bool) \
+    """value carrying sym, where value is a number and sym says more than its literal (plain while tracing is
+    off)."""
+    if sym is None or not _TRACING.get() or sym.literal or sym.size > SIZE_MAX or isinstance(value, bool) \
             or not isinstance(value, (int, float)):
         return plain(value) if isinstance(value, _Traced) else value
     if isinstance(value, int):

@@ -105,9 +105,18 @@ class Layer:
     kwargs: dict = field(default_factory=dict)  # name -> (value, span)
     label: str | None = None
     span: Span | None = None
+    guard: tuple = ()  # as a member of a sequence: the branches of its block's `if`s that put it in the list
 
     def with_label(self, label: str | None) -> Layer:
-        return Layer(self.target, self.args, self.kwargs, label if label is not None else self.label, self.span)
+        return Layer(self.target, self.args, self.kwargs, label if label is not None else self.label, self.span,
+                     self.guard)
+
+
+class GuardedList(list):
+    """A list literal of a block's body with `if` members: `guards` holds, by position, the branches that put
+    each element there (Frame.guards), so that the members a sequence made from it keep them (Layer.guard)."""
+
+    guards: list
 
 
 class Env:

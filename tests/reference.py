@@ -422,6 +422,8 @@ def assert_counts(totals: dict, model: nn.Module, published: int | None = None) 
 
 def ir_state(net) -> dict[str, tuple[tuple[int, ...], str]]:
     """state_dict key -> (shape, kind) of every parameter and buffer of the IR, in the IR's order."""
+    if not any("params" in d for d in net.nodes()):
+        cnndsl.analyze(net)  # the parameter pass annotates the nodes
     return {f"{d['name']}.{p.name}" if p.name else d["name"]: (tuple(p.shape), p.kind)
             for d in net.nodes() for p in d.get("params", ())}
 
