@@ -1027,8 +1027,30 @@ class TorchGenerator(VariantMerger):
                 head = f'{"self" + "".join(self._attr(p) for p in parents)}.add_module({string(local)}, '
                 lines.append(f"{head}{self._render_expr(expr, 8, slots, (path,), len(head) + 1)})")
             else:
-                lines.append(f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}")
+                repeated = self._repeated(target, expr, path, slots, scope)
+                lines += repeated or [f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}"]
         return lines
+
+    def _repeated(self, target: str, expr, path: str, slots: dict | None, scope: Scope) -> list[str] | None:
+        """An nn.Sequential that ends in a run of equal members, built by a loop as torchvision's _make_layer
+        builds a ResNet stage: `layers = [Bottleneck(256, 128, stride=2)]`, `for _ in range(3):
+        layers.append(Bottleneck(512, 128))`, `self.layer2 = nn.Sequential(*layers)`."""
+        if not isinstance(expr, Call) or expr.callee != "nn.Sequential" or len(expr.args) < 3 \
+                or any(isinstance(a, Named) for a in expr.args):
+            return None
+        texts = [self._render_expr(a, 12, slots, (path, _stable(expr.callee), i)) for i, a in enumerate(expr.args)]
+        run = 1
+        while run < len(texts) and texts[-run - 1] == texts[-1]:
+            run += 1
+        head = texts[:len(texts) - run]
+        if run < 2 or len(head) > 1:
+            return None
+        taken = self._code_names(self._init_items(scope)) | set(scope.lets) | set(
+            self.class_of[scope.name].params if scope.name in self.class_of else self.arguments())
+        var = self._fresh("layers", taken)
+        first = self._render_expr(expr.args[0], 8, slots, (path, _stable(expr.callee), 0), len(var) + 4) if head else ""
+        return [f"{var} = [{first}]", f"for _ in range({run}):\n" + " " * 12 + f"{var}.append({texts[-1]})",
+                f"{target} = nn.Sequential(*{var})"]
 
     def _hoisted(self, items: list, scope: Scope) -> list[tuple[str, object, list[str]]]:
         """(path, expression, statements before it): an expression longer than LONG is computed once into a variable

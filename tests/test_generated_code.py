@@ -119,3 +119,30 @@ network n() {
         warnings.simplefilter("ignore")  # k is computed but unused: the lint says so, which is right
         net = cnndsl.load(str(path))
     assert sum(name.endswith(".k") for name in net.order) == 2  # one per instance, b1.k and b2.k
+
+
+def test_resnet_stages_are_built_by_a_loop_as_torchvisions_make_layer():
+    # torchvision's resnet50: layers=[3, 4, 6, 3]; each stage's first block strides (from layer2 on) and takes
+    # the previous stage's 4 * planes channels, the others take this stage's (_make_layer's loop)
+    text = source("resnet50")
+    assert list(classes(text)) == ["Bottleneck", "Resnet50"]
+    for planes, stride, blocks, inplanes in ((64, "", 3, 64), (128, ", stride=2", 4, 256), (256, ", stride=2", 6, 512),
+                                             (512, ", stride=2", 3, 1024)):
+        stage = f"layer{(64, 128, 256, 512).index(planes) + 1}"
+        assert (f"layers = [Bottleneck({inplanes}, {planes}{stride})]\n"
+                f"        for _ in range({blocks - 1}):\n"
+                f"            layers.append(Bottleneck({planes * 4}, {planes}))\n"
+                f"        self.{stage} = nn.Sequential(*layers)\n") in text
+    # a stage of two blocks stays one nn.Sequential(...) (resnet18: a loop would be no shorter)
+    assert "self.layer1 = nn.Sequential(\n            Basic(64, 64),\n            Basic(64, 64),\n" \
+           in source("resnet18")
+
+
+def test_a_list_with_if_members_is_built_by_appends_as_torchvisions_mobilenet_v2():
+    # torchvision's InvertedResidual: `if expand_ratio != 1: layers.append(...)`, then the depthwise conv and
+    # the projection, `self.conv = nn.Sequential(*layers)`, and one class for all seventeen blocks
+    text = source("mobilenet_v2")
+    assert list(classes(text)) == ["InvertedResidual", "MobilenetV2"]
+    assert "        layers = []\n        if expand != 1:\n            layers.append(\n" in text
+    assert "        self.conv = nn.Sequential(*layers)\n        self.use_add = stride == 1 and in_channels == out\n" \
+           in text
