@@ -29,7 +29,7 @@ from cnndsl import __version__
 from cnndsl.ir import Network, Scope
 from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
-from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE
+from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW
 from cnndsl.passes import analyze, op_call
 from cnndsl.symbolic import Sym, plain, sym_of
 from cnndsl.values import describe
@@ -515,11 +515,19 @@ class TorchGenerator(VariantMerger):
         inplace=True layers assume."""
         data = self.net.node(name)
         src = data["inputs"][0]
-        if not self._has(name, INPLACE) or name in self.out_of_place:
+        if not self._has(name, INPLACE) or name in self.out_of_place or data["inputs"].count(src) > 1:
             return False
-        if data["inputs"].count(src) > 1 or self.consumers[src] != [name] or src in self.net.outputs.values():
+        return self._overwritable(src, name)
+
+    def _overwritable(self, src: str, reader: str) -> bool:
+        """May `reader`, its only reader, overwrite the output of node `src`? Through a view (stochastic depth at
+        inference returns its input) the tensor overwritten is the view's input: it must be overwritable too."""
+        data = self.net.node(src)
+        if data["kind"] != "op" or self.consumers[src] != [reader] or src in self.net.outputs.values():
             return False
-        return self._has(src, BACKWARD_NEEDS_NO_OUTPUT)
+        if not self._has(src, BACKWARD_NEEDS_NO_OUTPUT):
+            return False
+        return not self._has(src, VIEW) or self._overwritable(data["inputs"][0], src)
 
     def _node_mode(self, name: str, in_sequential: bool = False) -> str:
         data = self.net.node(name)

@@ -391,6 +391,7 @@ class VariantMerger:
         node_of: dict[str, str] = {}  # key -> the node standing for it
         reads: dict[str, list[list[str]]] = {}  # key -> per variant that runs it, its inputs as keys
         sequences, outputs, params = [], [], None
+        nodes_of: dict[str, list[str]] = {}  # key -> each variant's node for it
         for r in reps:
             key_of = {n: p for p, n in r.inputs}
             if params is None:
@@ -404,6 +405,7 @@ class VariantMerger:
                     raise _NoMerge
                 key = self._key(st.child or st.outputs[0], r.name)
                 key_of[st.outputs[0]] = key
+                nodes_of.setdefault(key, []).append(st.outputs[0])
                 if key not in keyed:
                     keyed[key], node_of[key] = st, st.outputs[0]
                 reads.setdefault(key, []).append([key_of.get(n, "?") for n in st.inputs])
@@ -439,7 +441,12 @@ class VariantMerger:
         rows = {key: merged(reads[key]) for key in keys}
         for key in keys:  # an op must not overwrite a value its branch stood in for: `s = s + y`, not `s += y`
             node = keyed[key].outputs[0]
+            if keyed[key].child:
+                continue  # a module of its own: what it writes in place is its own class's affair
             if rows[key] and rows[key][0] in alias and node in self.net.graph:
+                v.out_of_place.add(node)
+            # nor overwrite its input where any variant may not (the first variant's node writes for all)
+            if node in self.net.graph and any(n in self.net.graph and not self._inplace_ok(n) for n in nodes_of[key]):
                 v.out_of_place.add(node)
         returned = merged(outputs)
         # each run of statements under one guard; a value a branch replaces is set before its run (`s = x`), or,

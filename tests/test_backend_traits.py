@@ -35,6 +35,12 @@ PRODUCERS = {
     "batchnorm": ("4x6x6", "x -> conv(4, 1) -> batchnorm"),
     "linear": ("6", "x -> linear(6)"),
     "add": ("4x6x6", "add(x -> conv(4, 1), x -> conv(4, 3, pad=1))"),
+    # a view at inference (and at p = 0 while training): what is overwritten is the conv's output
+    "stochastic_depth": ("4x6x6", "x -> conv(4, 1) -> stochastic_depth(0.0)"),
+    # their backward reads their input (in place: the copy PyTorch keeps), never their output
+    "silu": ("4x6x6", "x -> conv(4, 1) -> silu"),
+    "hardswish": ("4x6x6", "x -> conv(4, 1) -> hardswish"),
+    "hardsigmoid": ("4x6x6", "x -> conv(4, 1) -> hardsigmoid"),
 }
 
 # in-place op -> calls that follow a producer P (written {p}); several where the trait depends on arguments

@@ -100,8 +100,8 @@ class Compiled:
 
 @functools.cache
 def analysed(name: str, small: bool = False):
-    """(IR, totals) of a preset at its own input size, or at the small CPU-test input."""
-    net = cnndsl.load(name, inputs=small_inputs(name)) if small else cnndsl.load(name)
+    """(IR, totals) of a preset at its own input size, or at the small CPU-test input (traced: it is compiled)."""
+    net = cnndsl.load(name, inputs=small_inputs(name) if small else None, trace=True)
     return net, cnndsl.analyze(net)
 
 

@@ -25,7 +25,9 @@ ACTIVATIONS = [
     # gradient is read off their output (spec.INPLACE). silu, hardswish and hardsigmoid need their input for the
     # gradient, and PyTorch's in-place variants keep a copy of it for autograd, so they may too (torchvision's
     # EfficientNet and MobileNetV3 write nn.SiLU(inplace=True) and nn.Hardswish(inplace=True)). tanh and sigmoid
-    # would qualify, but no backend has an in-place form of them; gelu has none in PyTorch.
+    # would qualify, but no backend has an in-place form of them; gelu has none in PyTorch. Reading their input,
+    # not their output, those three also let a later op overwrite their output (BACKWARD_NEEDS_NO_OUTPUT:
+    # EfficientNetV2's `y += x` after a SiLU, as torchvision's `result += input`).
     activation("relu", "max(x, 0).", 1, "max", traits=[INPLACE]),
     activation("relu6", "min(max(x, 0), 6), as MobileNet uses.", 2, "max, min", traits=[INPLACE]),
     activation("leaky_relu", "x if x > 0 else slope * x.", 2, "compare, multiply",
@@ -36,11 +38,12 @@ ACTIVATIONS = [
                "multiply, tanh, multiply",
                args=[Arg("a", number(), 1.7159, "amplitude A"), Arg("s", number(), 2 / 3, "slope S")]),
     activation("sigmoid", "1 / (1 + exp(-x)).", 3, "exp, add, divide"),
-    activation("hardsigmoid", "relu6(x + 3) / 6, as MobileNetV3 uses.", 3, "add, clamp, divide", traits=[INPLACE]),
+    activation("hardsigmoid", "relu6(x + 3) / 6, as MobileNetV3 uses.", 3, "add, clamp, divide",
+               traits=[INPLACE, BACKWARD_NEEDS_NO_OUTPUT]),
     activation("silu", "x * sigmoid(x) (swish), as EfficientNet uses.", 4, "sigmoid, multiply",
-               aliases=("swish",), traits=[INPLACE]),
+               aliases=("swish",), traits=[INPLACE, BACKWARD_NEEDS_NO_OUTPUT]),
     activation("hardswish", "x * relu6(x + 3) / 6, as MobileNetV3 uses.", 4, "add, clamp, multiply, divide",
-               traits=[INPLACE]),
+               traits=[INPLACE, BACKWARD_NEEDS_NO_OUTPUT]),
     activation("gelu", "x * Phi(x), the exact (erf) form, as ViT uses.", 5, "erf form: 5 elementary operations"),
 ]
 
@@ -124,7 +127,8 @@ stochastic_depth = OpSpec(
                         "identity at inference.",
     args=(Arg("p", number(minimum=0.0, below=1.0), doc="drop probability"),
           Arg("mode", choice("row", "batch"), "row", "drop per sample (row) or per batch")),
-    traits=frozenset({VIEW, ANY_LAYOUT}), category="regularization", shown=("p",),
+    # its input while not training; a product with a mask (whose backward reads the mask alone) while training
+    traits=frozenset({VIEW, BACKWARD_NEEDS_NO_OUTPUT, ANY_LAYOUT}), category="regularization", shown=("p",),
 )
 
 identity = OpSpec("identity", "Returns its input.", traits=frozenset({VIEW, ANY_LAYOUT}), category="tensor")
