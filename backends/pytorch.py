@@ -31,8 +31,8 @@ from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
 from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW
 from cnndsl.passes import analyze, op_call
-from cnndsl.symbolic import Sym, plain, sym_of
-from cnndsl.values import describe
+from cnndsl.symbolic import Sym, fold, plain, sym_of
+from cnndsl.values import BUILTINS, describe
 
 from .pysource import docstring_text, string
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, float_text, render, same
@@ -64,6 +64,7 @@ class Expr(Code):
         return out
 
 
+FOLDABLE = {name: b.fn for name, b in BUILTINS.items()}  # calls computed once their arguments are numbers
 LONG = 60  # an expression longer than this goes into a variable of __init__ before the statement that uses it
 
 
@@ -468,7 +469,8 @@ class TorchGenerator(VariantMerger):
         if roots != self.home:
             return plain(value)
         if roots == "" and self.net.fixed:  # parameters that shaped the network are literals in its code
-            sym = sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.net.fixed})
+            sym = fold(sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.net.fixed & sym.names()}),
+                       FOLDABLE)
         if roots and self.net.scopes[roots].tag:  # a template's scope: its names without the call's tag
             tag = self.net.scopes[roots].tag
             sym = sym.subs({tag + k: Sym.name(k) for k in self.net.scopes[roots].call})

@@ -26,7 +26,7 @@ from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .ops.spec import ANY_LAYOUT
-from .symbolic import Sym, call as traced_call, plain, sym_of, traced, traced_range, tracing
+from .symbolic import Sym, call as traced_call, fold, plain, sym_of, traced, traced_range, tracing
 from .syntax import parse_expression
 from .types import AXIS_NAMES, TensorType
 from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, GuardedList, Layer,
@@ -78,6 +78,7 @@ class Evaluator:
         self.loop_of: dict[int, int] = {}  # id(Frame) -> loop number
         self.template_calls = 0
         self.template_depth = 0  # template bodies being evaluated (their list `if`s guard nothing of a block's)
+        self.param_values: dict = {}  # the network's numeric parameters' values (see without_fixed)
         self.bindings: dict[str, Sym] = {}  # a template call's name (`cna#3.out`) -> its caller's value of it
         self.loop_length: dict[int, Any] = {}  # loop number -> its count, where range() of a traced number gave it
         self.init_rules: list = []  # `init` statements as they ran (cnndsl.init.Pending), resolved after naming
@@ -510,6 +511,9 @@ class Evaluator:
                 return a * b
             self.check_numbers(op, a, b, n.span)
             result = limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
+            if sym_of(result) is None and (sym_of(a) is not None or sym_of(b) is not None):
+                a, b = self.without_fixed(a), self.without_fixed(b)  # shorter, where fixed parameters are numbers
+                result = limits.number(self.arithmetic(op, a, b, n.span), n.span, f"the result of '{op}'")
             if sym_of(result) is None:  # too long an expression to write: its value is fixed
                 self.observe(a)
                 self.observe(b)
@@ -839,6 +843,22 @@ class Evaluator:
                 return traced(plain(value), sym)
             sym = sym.subs({n: self.bindings[n] for n in foreign if n in self.bindings})
         return plain(value)
+
+    def without_fixed(self, value):
+        """A network-level traced number with the network parameters already fixed written as their values (and
+        what that makes constant computed): EfficientNet's drop rate `stochastic_depth_prob * (first[s] + j) /
+        total` sums stage depths, `ceil(2 * depth) + ...`, too long to write; with depth fixed (it counts blocks)
+        it is `stochastic_depth_prob * 6 / 16`, and stochastic_depth_prob stays a constructor argument."""
+        sym = sym_of(value)
+        frame = self.frame
+        while frame.parent is not None and frame.kind != "block" and not frame.tag:
+            frame = frame.parent
+        if sym is None or frame.parent is not None:
+            return value
+        fixed = {k: Sym.num(self.param_values[k]) for k in sym.names() & frame.observed if k in self.param_values}
+        if not fixed:
+            return value
+        return traced(plain(value), fold(sym.subs(fixed), {k: b.fn for k, b in BUILTINS.items()}))
 
     def observe(self, value) -> None:
         """The program read a traced number for its value (a condition, a loop's count, a name): the numbers it
@@ -1255,6 +1275,8 @@ def _elaborate(target: Target, settings, input_shapes, max_nodes) -> Network:
             else:
                 raise CnnError(f"network parameter '{p.name}' has no default; give it with --set {p.name}=...",
                                p.span)
+        ev.param_values = {p.name: plain(env.vars[p.name]) for p in net.params
+                           if isinstance(env.vars[p.name], (int, float)) and not isinstance(env.vars[p.name], bool)}
         for p in net.params:  # the top module's constructor arguments (cnndsl.symbolic)
             env.vars[p.name] = traced(plain(env.vars[p.name]), Sym.name(p.name))
         ev.exec_body(net.body, env)

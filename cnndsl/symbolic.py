@@ -206,6 +206,24 @@ def _collect(op: str, a: Sym, b: Sym) -> Sym | None:
     return out
 
 
+def fold(sym: Sym, functions: dict) -> Sym:
+    """The expression with every call of literals computed (`functions`: name -> function), and the arithmetic
+    that then has literals on both sides (after a fixed parameter was written as its value)."""
+    if sym.op in ("name", "num"):
+        return sym
+    if sym.op == "call":
+        args = [fold(a, functions) for a in sym.args[1:]]
+        if all(a.literal for a in args) and sym.args[0] in functions:
+            try:
+                return Sym.num(functions[sym.args[0]](*(a.args[0] for a in args)))
+            except Exception:  # noqa: BLE001 - a call the program itself would refuse: keep it written out
+                pass
+        return Sym("call", (sym.args[0], *args))
+    if sym.op == "neg":
+        return negate(fold(sym.args[0], functions))
+    return binary(sym.op, fold(sym.args[0], functions), fold(sym.args[1], functions))
+
+
 def negate(a: Sym) -> Sym:
     if a.literal:
         return Sym.num(-a.args[0])
