@@ -15,6 +15,7 @@ import types
 
 import pytest
 import torch
+import torchvision
 
 import cnndsl
 from cnndsl.backends.pytorch import TorchGenerator, class_name
@@ -112,3 +113,27 @@ def test_resnet50_with_ten_classes_on_an_imagenet_sized_batch():
     cls, _ = module_class(cnndsl.load("resnet50"))
     with torch.no_grad():
         assert cls(num_classes=10).eval()(torch.randn(2, 3, 224, 224)).shape == (2, 10)
+
+
+def test_efficientnet_stochastic_depth_prob_is_torchvisions_argument():
+    # torchvision's EfficientNet(stochastic_depth_prob=...): block k of n drops its branch with probability
+    # stochastic_depth_prob * k / n; the generated class takes the same argument and writes the same rule
+    cls, source = module_class(cnndsl.load("efficientnet_b0"))
+    assert "stochastic_depth_prob * 6 / 16" in source and "0.07500000000000001" not in source
+    ours = [m.p for m in cls(stochastic_depth_prob=0.4).modules() if type(m).__name__ == "StochasticDepth"]
+    theirs = [m.p for m in torchvision.models.efficientnet_b0(stochastic_depth_prob=0.4).modules()
+              if type(m).__name__ == "StochasticDepth"]
+    # torchvision keeps a StochasticDepth in every block; ours only where there is a shortcut to drop onto
+    kept = [p for p, block in zip(theirs, _mbconv_blocks()) if block]
+    assert ours == kept and len(ours) == 9
+
+
+def _mbconv_blocks() -> list[bool]:
+    """Which of EfficientNet-B0's 16 MBConv blocks keep their shape (stride 1, equal widths): torchvision's
+    table (expand, kernel, stride, in, out, layers)."""
+    table = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+             (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+    out = []
+    for _, _, stride, cin, cout, layers in table:
+        out += [stride == 1 and cin == cout] + [True] * (layers - 1)
+    return out

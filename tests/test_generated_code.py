@@ -146,3 +146,14 @@ def test_a_list_with_if_members_is_built_by_appends_as_torchvisions_mobilenet_v2
     assert "        layers = []\n        if expand != 1:\n            layers.append(\n" in text
     assert "        self.conv = nn.Sequential(*layers)\n        self.use_add = stride == 1 and in_channels == out\n" \
            in text
+
+
+def test_a_list_with_if_and_else_members_is_built_as_torchvisions_fused_mbconv():
+    # torchvision's FusedMBConv: `if expanded_channels != cnf.input_channels:` the fused expansion and the
+    # projection, `else:` one conv to the output width; then `result += input` where the shape is kept
+    text = source("efficientnet_v2_s")
+    assert [c for c in classes(text) if "Mbconv" in c] == ["FusedMbconv", "Mbconv"]
+    fused = text[text.index("class FusedMbconv"):text.index("class Mbconv")]
+    assert re.search(r"        if expanded != in_channels:\n            layers\.extend\(\n(.|\n)*?        else:\n"
+                     r"            layers\.append\(\n", fused)
+    assert "            y = self.stochastic_depth(y)\n            y += x\n" in fused
