@@ -165,7 +165,7 @@ class Evaluator:
         return None if operand is None else ("value", operand)
 
     def condition_operand(self, n: A.Node, env: Env) -> Sym | None:
-        if not _pure(n):  # evaluating it again would make its layers again
+        if not _pure(n, env):  # evaluating it again would make its layers again
             return None
         given = self.frame.call.get(n.id) if isinstance(n, A.Name) else None
         if isinstance(n, A.Name) and n.id in self.frame.call and (isinstance(given, bool)
@@ -1115,15 +1115,25 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
     return Tensor(t.node, t.type.with_shape(shape))
 
 
-def _pure(n) -> bool:
-    """Does evaluating the expression make nothing (no layer, no node): numbers, names, builtins' results?"""
+def _pure(n, env: Env) -> bool:
+    """Does evaluating the expression make nothing (no layer, no node): numbers, names, builtins' results? A
+    call is pure only where its name is the builtin's (a block named `max` makes layers)."""
     if isinstance(n, (A.Chain, A.Labeled)):
         return False
-    if isinstance(n, A.Call) and not (isinstance(n.func, A.Name) and n.func.id in BUILTINS):
+    if isinstance(n, A.Call) and not (isinstance(n.func, A.Name) and _builtin(n.func.id, env)):
         return False
     children = [v for v in vars(n).values() if isinstance(v, A.Node)]
     children += [x for v in vars(n).values() if isinstance(v, list) for x in v if isinstance(x, A.Node)]
-    return all(_pure(c) for c in children)
+    return all(_pure(c, env) for c in children)
+
+
+def _builtin(name: str, env: Env) -> bool:
+    """Does `name` mean the builtin here (as eval_Name resolves it: a variable, then an op, then a builtin)?"""
+    try:
+        env.lookup(name)
+        return False
+    except KeyError:
+        return name in BUILTINS and lookup(name) is None
 
 
 def _dimension_names(t: TensorType, prefix: str) -> list[str]:

@@ -121,6 +121,30 @@ network n() {
     assert sum(name.endswith(".k") for name in net.order) == 2  # one per instance, b1.k and b2.k
 
 
+def test_a_block_named_as_a_builtin_in_a_condition_is_made_once(tmp_path):
+    """`max` here is the file's block, not the builtin: calling it makes a layer, so the condition is not pure."""
+    path = tmp_path / "c.cnn"
+    path.write_text("""block max(x, c) {
+    return x -> k: conv(c, 1)
+}
+block b(x, c) {
+    y = x -> conv(c, 1)
+    if max(x, 4).channels == c { y = y -> relu }
+    return y
+}
+network n() {
+    input x: 3x8x8
+    output o = x -> b1: b(4) -> b2: b(5)
+}
+""")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max's output is unused: the lint says so, which is right
+        net = cnndsl.load(str(path), trace=True)
+    assert sum(name.endswith(".k") for name in net.order) == 2  # b1.max.k and b2.max.k, once each
+
+
 def test_resnet_stages_are_built_by_a_loop_as_torchvisions_make_layer():
     # torchvision's resnet50: layers=[3, 4, 6, 3]; each stage's first block strides (from layer2 on) and takes
     # the previous stage's 4 * planes channels, the others take this stage's (_make_layer's loop)
