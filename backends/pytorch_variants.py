@@ -189,6 +189,8 @@ class VariantMerger:
             indent = 12 if guard_of.get(path.split(".")[0]) else 8
             members = [self._guarded_members(r, path, expr) for r, expr in cands]
             if any(m and any(g for g, _ in m) for m in members):  # a list with `if` members: built by appends
+                if None in members:
+                    raise _NoMerge  # a list in some variants only
                 texts[path] = self._list_text(v, path, list(zip((r for r, _ in cands), members)), indent)
                 used |= self._code_names([("", e) for m in members for _, e in m]) & self._names(reps[0].name)
             else:
