@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl import __version__
+from cnndsl.elaborate import dimension_names
 from cnndsl.ir import Network, Scope
 from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
@@ -427,6 +428,30 @@ class TorchGenerator(VariantMerger):
         call = op_call(self.net, name)
         return Ctx(call.attrs, call.inputs, call.out, name, self._inplace_ok(name))
 
+    def _shaped(self, name: str, ctx: Ctx, args: list[str]) -> Ctx:
+        """The ctx of an op that forward() writes (TorchOp.sized), with each such attribute that its block computed
+        from the op's input's sizes written from that input's shape: `x[:, :x.shape[1] // 2]` for
+        slice(0, x.channels // 2), where the literal would make one class per width."""
+        data = self.net.node(name)
+        scope = self._roots(data["scope"])
+        if data.get("traced") is None or not scope or self.net.scopes[scope].kind != "block":
+            return ctx
+        inputs = self.net.scopes[scope].inputs
+        src = data["inputs"][0]
+        if src not in [node for _, node in inputs]:
+            return ctx
+        param = next(p for p, node in inputs if node == src)
+        t = self.net.type_of(src)
+        names = dimension_names(t, "in_" if param == inputs[0][0] else f"{param}_")
+        shape = {n: Sym.name(f"{args[0]}.shape[{axis + 1}]") for axis, n in enumerate(names)}
+        attrs = dict(ctx.attrs)
+        for key in EMITTERS[data["op"]].sized:
+            sym = sym_of(data["traced"][0].get(key))
+            if sym is not None and sym.names() and sym.names() <= shape.keys():
+                attrs[key] = Expr.of(self._text(sym.subs(shape)), sym)
+                attrs[key].value = ctx.attrs[key]
+        return Ctx(attrs, ctx.inputs, ctx.out, ctx.name, ctx.inplace)
+
     # ------------------------------------------------------------ expressions
 
     def _roots(self, scope: str) -> str:
@@ -680,6 +705,9 @@ class TorchGenerator(VariantMerger):
                 elif mode == "param":
                     def render_fn(a, e=emitter, c=ctx, p=path):
                         return e.call(c, [*a, f"self{p}"])
+                elif emitter.sized:
+                    def render_fn(a, e=emitter, c=ctx, n=child):
+                        return e.call(self._shaped(n, c, a), a)
                 else:
                     def render_fn(a, e=emitter, c=ctx):
                         return e.call(c, a)

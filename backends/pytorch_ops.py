@@ -74,6 +74,10 @@ class TorchOp:
     # nn.Conv2d), for the inner layers an op spec declares (Param.layer): weight initialisation selects them
     # by class, as torchvision's `isinstance` loops do (backends/pytorch_init.py)
     layers: Callable[[Ctx], dict[str, str]] = field(default=lambda ctx: {})
+    # attributes that forward() writes from its input's shape where the block computed them from it
+    # (ShuffleNet's split, `x[:, :x.shape[1] // 2]`), so that one class serves every width; `call` reads
+    # such an attribute's number as `.value`
+    sized: tuple[str, ...] = ()
 
 
 def squash(values) -> Any:
@@ -249,8 +253,9 @@ def torch_axis(axis: int) -> int:
 
 def slice_text(ctx: Ctx, x: str) -> str:
     a = ctx.attrs
-    stop = "" if a["stop"] is None or a["stop"] == ctx.x.shape[a["axis"]] else str(a["stop"])
-    start = "" if a["start"] == 0 else str(a["start"])
+    value = {k: getattr(a[k], "value", a[k]) for k in ("start", "stop")}  # a bound forward() computes has its number
+    stop = "" if value["stop"] is None or value["stop"] == ctx.x.shape[a["axis"]] else str(a["stop"])
+    start = "" if value["start"] == 0 else str(a["start"])
     return f"{x}[{', '.join([':'] * (a['axis'] + 1))}, {start}:{stop}]"
 
 
@@ -350,7 +355,7 @@ EMITTERS: dict[str, TorchOp] = {
     "concat": TorchOp(call=lambda ctx, a: f"torch.cat([{', '.join(a)}], dim={ctx.attrs['axis'] + 1})"),
     "slice": TorchOp(module=lambda ctx: ctor("Slice", (ctx.attrs["start"], ctx.attrs["stop"]),
                                              options({"axis": 0}, axis=ctx.attrs["axis"])),
-                     call=lambda ctx, a: slice_text(ctx, a[0]), helpers=("Slice",)),
+                     call=lambda ctx, a: slice_text(ctx, a[0]), helpers=("Slice",), sized=("start", "stop")),
     "select": TorchOp(module=lambda ctx: ctor("Select", (ctx.attrs["index"],),
                                               options({"axis": 0}, axis=ctx.attrs["axis"])),
                       call=lambda ctx, a: select_text(ctx, a[0]), helpers=("Select",)),

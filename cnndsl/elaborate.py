@@ -1108,7 +1108,7 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
     """The tensor as a block (or a template's scope, whose names carry `tag`) sees it: its channels, and each other
     size the caller computed, traced by the block's name for it; `sizes` gets the caller's values by name."""
     shape = list(t.type.shape)
-    for axis, name in enumerate(_dimension_names(t.type, prefix)):
+    for axis, name in enumerate(dimension_names(t.type, prefix)):
         if name.endswith(("_channels", "_features")) or sym_of(shape[axis]) is not None:
             sizes[name] = shape[axis]
             shape[axis] = traced(plain(shape[axis]), Sym.name(tag + name))
@@ -1136,7 +1136,7 @@ def _builtin(name: str, env: Env) -> bool:
         return name in BUILTINS and lookup(name) is None
 
 
-def _dimension_names(t: TensorType, prefix: str) -> list[str]:
+def dimension_names(t: TensorType, prefix: str) -> list[str]:
     """What a block calls its input's sizes, axis by axis: in_channels, in_height, in_width; seq_length and
     in_features for tokens (torchvision's Encoder takes seq_length)."""
     if t.tokens:

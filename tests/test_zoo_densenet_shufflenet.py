@@ -351,12 +351,13 @@ def generated_classes(source: str, block: str) -> list[str]:
             and f"Block `{block}`" in (ast.get_docstring(node) or "")]
 
 
-@pytest.mark.xfail(strict=True, reason="backends/pytorch.py: slice bounds are literals in forward() "
-                                       "(x[:, :58]), so each stage's stride-1 units get their own class "
-                                       "(InvertedResidual, InvertedResidualWith, InvertedResidualWithVariant)")
 def test_shufflenet_stride_1_units_share_one_class(ours):
+    # the split's bounds are written from the input's shape (torchvision: x.chunk(2, dim=1)), not as each
+    # stage's literal (x[:, :58]), so the stride-1 units of all three stages are one class
     net, _ = ours("shufflenet_v2_x1_0")
-    assert len(generated_classes(cnndsl.compile(net), "inverted_residual")) == 2  # strided, and not
+    source = cnndsl.compile(net)
+    assert len(generated_classes(source, "inverted_residual")) == 2  # strided, and not
+    assert "left = x[:, :x.shape[1] // 2]\n        right = x[:, x.shape[1] // 2:]\n" in source
 
 
 def test_densenet_dense_blocks_share_one_class(ours):
