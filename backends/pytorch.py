@@ -731,7 +731,8 @@ class TorchGenerator(VariantMerger):
         return "\n".join(self._forward(scope)[1])
 
     def _forward(self, scope: Scope, stmts: list[Statement] | None = None, tests: list[str] | None = None,
-                 outputs: list[str] | None = None, shared: dict | None = None) -> tuple[list[str], list[str]]:
+                 outputs: list[str] | None = None, shared: dict | None = None,
+                 tied: tuple = ()) -> tuple[list[str], list[str]]:
         """(parameter names, body lines) of forward() for the module of `scope`. Only the network's own
         forward carries shape comments: a block class serves instances of different shapes. A merged class
         (pytorch_variants.py) gives its statements, the test each runs under ("" for none), its outputs, and the
@@ -760,6 +761,8 @@ class TorchGenerator(VariantMerger):
                 last[n] = i
         for n in outputs:
             last[n] = len(stmts)
+        for n, other in tied:  # one variable that either of two branches assigns lives as long as either is read
+            last[n] = last[other] = max(last.get(n, -1), last.get(other, -1))
         hint = self._hints(stmts, set(outputs))
         holder: dict[str, str] = {v: n for n, v in var.items()}  # variable -> node it holds
         lines = []

@@ -422,6 +422,7 @@ class VariantMerger:
             return guard_of.get(key.split(".")[0], ())
 
         alias: dict[str, str] = {}  # guarded key -> what the other variants read in its place
+        either: dict[str, str] = {}  # key made under a branch -> the key the other branch makes in its place
 
         def merged(columns: list[list[str]]) -> list[str]:
             row = []
@@ -432,6 +433,10 @@ class VariantMerger:
                     continue
                 guarded = [k for k in seen if guard(k)]
                 other = [k for k in seen if not guard(k)]
+                if len(seen) == 2 and len(guarded) == 2 and _complementary(guard(guarded[0]), guard(guarded[1])) \
+                        and either.setdefault(guarded[1], guarded[0]) == guarded[0]:
+                    row.append(guarded[0])  # made by one branch or by the other: one variable (ShuffleNet's left)
+                    continue
                 if len(seen) != 2 or len(guarded) != 1 or alias.setdefault(guarded[0], other[0]) != other[0]:
                     raise _NoMerge
                 row.append(guarded[0])
@@ -460,6 +465,11 @@ class VariantMerger:
             else:
                 runs.append([key])
         stmts, tests, shared = [], [], {}
+        tied = []
+        for a, b in either.items():  # the later statement assigns the earlier one's variable
+            later, earlier = (a, b) if keys.index(a) > keys.index(b) else (b, a)
+            shared[node_of[later]] = node_of[earlier]
+            tied.append((node_of[later], node_of[earlier]))
         for run in runs:
             test = v.tests[guard(run[0])][0] if guard(run[0]) else ""
             for key in run:
@@ -477,7 +487,7 @@ class VariantMerger:
                 stmts.append(Statement([node_of[key]], [node_of[k] for k in rows[key]], st.render, child=st.child))
                 tests.append(test)
         scope = self.net.scopes[reps[0].name]
-        return self._forward(scope, stmts, tests, [node_of[k] for k in returned], shared)
+        return self._forward(scope, stmts, tests, [node_of[k] for k in returned], shared, tuple(tied))
 
     def _key(self, name: str, scope: str) -> str:
         return name[len(scope) + 1:] if scope else name
@@ -494,6 +504,11 @@ class VariantMerger:
 
 class _NoMerge(Exception):
     """The variants differ in a way one class with `if`s does not write: keep them apart."""
+
+
+def _complementary(a: tuple, b: tuple) -> bool:
+    """Are two guards the two branches of one condition (an `if` and its `else`)?"""
+    return len(a) == len(b) == 1 and a[0][0] == b[0][0] and a[0][1] != b[0][1]
 
 
 def _negated(text: str) -> str:

@@ -351,13 +351,17 @@ def generated_classes(source: str, block: str) -> list[str]:
             and f"Block `{block}`" in (ast.get_docstring(node) or "")]
 
 
-def test_shufflenet_stride_1_units_share_one_class(ours):
+def test_shufflenet_units_are_one_class_as_torchvisions_inverted_residual(ours):
     # the split's bounds are written from the input's shape (torchvision: x.chunk(2, dim=1)), not as each
-    # stage's literal (x[:, :58]), so the stride-1 units of all three stages are one class
+    # stage's literal (x[:, :58]); the strided unit's branch1 is built and run only at stride 2, and branch2's
+    # first conv reads half the channels at stride 1 (torchvision: `inp if (self.stride > 1) else branch_features`)
     net, _ = ours("shufflenet_v2_x1_0")
     source = cnndsl.compile(net)
-    assert len(generated_classes(source, "inverted_residual")) == 2  # strided, and not
-    assert "left = x[:, :x.shape[1] // 2]\n        right = x[:, x.shape[1] // 2:]\n" in source
+    assert generated_classes(source, "inverted_residual") == ["InvertedResidual"]
+    assert ("        if self.use_slice:\n            left = x[:, :x.shape[1] // 2]\n"
+            "            right = x[:, x.shape[1] // 2:]\n        if self.branch1 is not None:\n"
+            "            left = self.branch1(x)\n        right = self.branch2(right)\n") in source
+    assert "in_channels - in_channels // 2 if stride == 1 else in_channels" in source
 
 
 def test_densenet_dense_blocks_share_one_class(ours):
