@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl import __version__
-from cnndsl.elaborate import dimension_names
+from cnndsl.elaborate import dimension_names, size_prefix
 from cnndsl.ir import Network, Scope
 from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
 from cnndsl.ops.spec import BACKWARD_NEEDS_NO_OUTPUT, INPLACE, VIEW
 from cnndsl.passes import analyze, op_call
 from cnndsl.symbolic import Sym, fold, plain, sym_of
-from cnndsl.values import BUILTINS, describe
+from cnndsl.values import BUILTIN_FUNCTIONS, describe
 
 from .pysource import docstring_text, string
 from .pytorch_ops import EMITTERS, Call, Code, Ctx, float_text, render, same
@@ -57,15 +57,15 @@ class Expr(Code):
     can be held in a variable of __init__ (see TorchGenerator._hoisted)."""
 
     sym: Sym
+    value: object = None  # the number, where an emitter compares it (slice_text: a bound equal to the axis's size)
 
     @classmethod
-    def of(cls, text: str, sym: Sym) -> Expr:
+    def of(cls, text: str, sym: Sym, value=None) -> Expr:
         out = cls(text)
-        out.sym = sym
+        out.sym, out.value = sym, value
         return out
 
 
-FOLDABLE = {name: b.fn for name, b in BUILTINS.items()}  # calls computed once their arguments are numbers
 LONG = 60  # an expression longer than this goes into a variable of __init__ before the statement that uses it
 
 
@@ -442,14 +442,13 @@ class TorchGenerator(VariantMerger):
             return ctx
         param = next(p for p, node in inputs if node == src)
         t = self.net.type_of(src)
-        names = dimension_names(t, "in_" if param == inputs[0][0] else f"{param}_")
+        names = dimension_names(t, size_prefix(param, inputs[0][0]))
         shape = {n: Sym.name(f"{args[0]}.shape[{axis + 1}]") for axis, n in enumerate(names)}
         attrs = dict(ctx.attrs)
         for key in EMITTERS[data["op"]].sized:
             sym = sym_of(data["traced"][0].get(key))
             if sym is not None and sym.names() and sym.names() <= shape.keys():
-                attrs[key] = Expr.of(self._text(sym.subs(shape)), sym)
-                attrs[key].value = ctx.attrs[key]
+                attrs[key] = Expr.of(self._text(sym.subs(shape)), sym, ctx.attrs[key])
         return Ctx(attrs, ctx.inputs, ctx.out, ctx.name, ctx.inplace)
 
     # ------------------------------------------------------------ expressions
@@ -495,7 +494,7 @@ class TorchGenerator(VariantMerger):
             return plain(value)
         if roots == "" and self.net.fixed:  # parameters that shaped the network are literals in its code
             sym = fold(sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.net.fixed & sym.names()}),
-                       FOLDABLE)
+                       BUILTIN_FUNCTIONS)
         if roots and self.net.scopes[roots].tag:  # a template's scope: its names without the call's tag
             tag = self.net.scopes[roots].tag
             sym = sym.subs({tag + k: Sym.name(k) for k in self.net.scopes[roots].call})

@@ -253,7 +253,8 @@ def torch_axis(axis: int) -> int:
 
 def slice_text(ctx: Ctx, x: str) -> str:
     a = ctx.attrs
-    value = {k: getattr(a[k], "value", a[k]) for k in ("start", "stop")}  # a bound forward() computes has its number
+    # a bound forward() computes from the input's shape (TorchOp.sized) carries its number as `.value`
+    value = {k: a[k].value if getattr(a[k], "value", None) is not None else a[k] for k in ("start", "stop")}
     stop = "" if value["stop"] is None or value["stop"] == ctx.x.shape[a["axis"]] else str(a["stop"])
     start = "" if value["start"] == 0 else str(a["start"])
     return f"{x}[{', '.join([':'] * (a['axis'] + 1))}, {start}:{stop}]"

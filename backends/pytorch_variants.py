@@ -39,6 +39,8 @@ class Variants:
 
     def condition(self, key, taken: bool) -> str:
         """The test of a branch (the condition, or its negation), noted as written."""
+        if key not in self.conditions:
+            raise _NoMerge  # a branch the class cannot test: its variants stay apart
         self.used.add(key)
         return self.conditions[key] if taken else _negated(self.conditions[key])
 
@@ -62,7 +64,7 @@ class VariantMerger:
         if any(r.kind != "block" or not r.conditions for r in reps):
             return
         conditions = self._variant_conditions(reps)
-        if conditions is None or self._children_order(reps) is None:
+        if self._children_order(reps) is None:
             return
         if any(self._forward_loop(r, self._statements(r)) for r in reps):
             return
@@ -85,15 +87,16 @@ class VariantMerger:
                 merged.instances[scope] = {p: s.call[p] for p in params}
                 self.class_of[scope] = merged
 
-    def _variant_conditions(self, reps) -> dict | None:
-        out: dict = {}
+    def _variant_conditions(self, reps) -> dict:
+        """The conditions the class can write (key -> Python text): those that every variant which evaluated them
+        writes as the same text in the class's names. The others (over a loop's variable, say) may decide nothing
+        the variants differ in; where they do, writing the class fails (Variants.condition) and they stay apart."""
+        texts: dict = {}
         for r in reps:
             with self._writing(r.name):
                 for key, (cond, _) in r.conditions.items():
-                    text = self._condition_text(cond, r.name)
-                    if text is None or out.setdefault(key, text) != text:
-                        return None
-        return out
+                    texts.setdefault(key, set()).add(self._condition_text(cond, r.name))
+        return {key: next(iter(t)) for key, t in texts.items() if len(t) == 1 and None not in t}
 
     def _condition_text(self, cond, scope: str) -> str | None:
         if cond is None:

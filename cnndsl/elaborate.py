@@ -29,8 +29,8 @@ from .ops.spec import ANY_LAYOUT
 from .symbolic import Sym, call as traced_call, fold, plain, sym_of, traced, traced_range, tracing
 from .syntax import parse_expression
 from .types import AXIS_NAMES, TensorType
-from .values import (BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame, GuardedList, Layer,
-                     NetworkValue, PendingNode, TemplateClosure, Tensor, describe)
+from .values import (BUILTIN_FUNCTIONS, BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame,
+                     GuardedList, Layer, NetworkValue, PendingNode, TemplateClosure, Tensor, describe)
 
 # Letters, digits and _, with single hyphens inside (torchvision's RegNet names its blocks `block1-0`); a
 # hyphen can only come from an interpolated string: `block{s}{"-"}{j}`.
@@ -178,6 +178,7 @@ class Evaluator:
         if isinstance(value, (int, float)):
             return Sym.of(self.localize(value))
         return None
+
     def exec_For(self, s: A.For, env: Env) -> None:
         self.loop_count += 1
         self.loops.append((self.loop_count, self.frame))
@@ -850,15 +851,13 @@ class Evaluator:
         total` sums stage depths, `ceil(2 * depth) + ...`, too long to write; with depth fixed (it counts blocks)
         it is `stochastic_depth_prob * 6 / 16`, and stochastic_depth_prob stays a constructor argument."""
         sym = sym_of(value)
-        frame = self.frame
-        while frame.parent is not None and frame.kind != "block" and not frame.tag:
-            frame = frame.parent
+        frame = names_frame(self.frame)
         if sym is None or frame.parent is not None:
             return value
         fixed = {k: Sym.num(self.param_values[k]) for k in sym.names() & frame.observed if k in self.param_values}
         if not fixed:
             return value
-        return traced(plain(value), fold(sym.subs(fixed), {k: b.fn for k, b in BUILTINS.items()}))
+        return traced(plain(value), fold(sym.subs(fixed), BUILTIN_FUNCTIONS))
 
     def observe(self, value) -> None:
         """The program read a traced number for its value (a condition, a loop's count, a name): the numbers it
@@ -867,18 +866,11 @@ class Evaluator:
         if sym_of(value) is None:
             return
         sym = sym_of(self.localize(value))
-        names = sym.names() if sym is not None else set()
-        frame = self.frame
-        while frame.parent is not None and frame.kind != "block" and not frame.tag:
-            frame = frame.parent
-        frame.observed |= names
+        names_frame(self.frame).observed |= sym.names() if sym is not None else set()
 
     def frame_tag(self) -> str:
         """The tag of the template call whose scope is being built, "" inside a block's or the network's."""
-        frame = self.frame
-        while frame is not None and frame.kind != "block" and not frame.tag:
-            frame = frame.parent
-        return frame.tag if frame is not None else ""
+        return names_frame(self.frame).tag
 
     def mark(self, new, old):
         """`new` is the layer sequence `old` became: it keeps the template `old` came from."""
@@ -930,7 +922,7 @@ class Evaluator:
             value = local.vars[p.name]
             if isinstance(value, Tensor):
                 sizes: dict = {}
-                local.vars[p.name] = retrace(value, "in_" if p.name == tensors[0] else f"{p.name}_", "", sizes)
+                local.vars[p.name] = retrace(value, size_prefix(p.name, tensors[0]), "", sizes)
                 call.update(sizes)
                 outer.update({k: Sym.of(v) for k, v in sizes.items()})
             elif not isinstance(value, bool) and isinstance(value, (int, float)):
@@ -1046,10 +1038,7 @@ class Evaluator:
     def fixed_parameters(self) -> set[str]:
         """The network parameters some value read shaped (see observe), passed up from each block and template
         scope through its caller's arguments: innermost scopes first."""
-        def roots(frame: Frame) -> Frame:
-            while frame.parent is not None and frame.kind != "block" and not frame.tag:
-                frame = frame.parent
-            return frame
+        roots = names_frame
 
         def visit(frame: Frame) -> None:
             for child in frame.children:
@@ -1104,6 +1093,14 @@ class Evaluator:
         return scopes
 
 
+def names_frame(frame: Frame) -> Frame:
+    """The frame whose names the numbers made in `frame` are traced by: the enclosing block instance, template
+    scope or, at the top, the network's."""
+    while frame.parent is not None and frame.kind != "block" and not frame.tag:
+        frame = frame.parent
+    return frame
+
+
 def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
     """The tensor as a block (or a template's scope, whose names carry `tag`) sees it: its channels, and each other
     size the caller computed, traced by the block's name for it; `sizes` gets the caller's values by name."""
@@ -1134,6 +1131,12 @@ def _builtin(name: str, env: Env) -> bool:
         return False
     except KeyError:
         return name in BUILTINS and lookup(name) is None
+
+
+def size_prefix(param: str, first: str) -> str:
+    """How a block names the sizes of its tensor parameter `param`: `in_channels` for its first (`first`),
+    `skip_channels` for another named skip."""
+    return "in_" if param == first else f"{param}_"
 
 
 def dimension_names(t: TensorType, prefix: str) -> list[str]:

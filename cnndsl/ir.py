@@ -100,9 +100,6 @@ class InitRule:
     targets: list[InitTarget] = field(default_factory=list)
 
 
-_TRACED: dict = {}  # Network.remake -> its traced network, for the network compiled last
-
-
 @dataclass
 class Network:
     name: str
@@ -123,16 +120,16 @@ class Network:
     training_outputs: list = field(default_factory=list)  # names of the outputs present only in training
     is_traced: bool = False  # whether nodes and scopes keep how their numbers were computed (cnndsl.symbolic)
     remake: Callable[[], Network] | None = field(default=None, repr=False, compare=False)  # elaborate, traced
+    _traced: Network | None = field(default=None, repr=False, compare=False)
 
     def traced(self) -> Network:
         """This network with its numbers' expressions, which generated code reads (itself if it has them;
-        elaborated again once otherwise)."""
+        elaborated again, once, otherwise)."""
         if self.is_traced or self.remake is None:
             return self
-        if self.remake not in _TRACED:
-            _TRACED.clear()  # one at a time: a test suite compiles the same network many times in a row
-            _TRACED[self.remake] = self.remake()
-        return _TRACED[self.remake]
+        if self._traced is None:
+            self._traced = self.remake()
+        return self._traced
 
     def eval_outputs(self) -> dict[str, str]:
         """The outputs present in eval mode (name -> node), in declaration order."""

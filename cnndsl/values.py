@@ -262,6 +262,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("enumerate", _enumerate, "enumerate(list, start=0): list of [index, element]"),
     Builtin("zip", _zip, "zip(a, b, ...): list of [a_i, b_i, ...]"),
 ]}
+BUILTIN_FUNCTIONS = {name: b.fn for name, b in BUILTINS.items()}  # for folding a call of numbers (symbolic.fold)
 
 
 def describe(v) -> str:

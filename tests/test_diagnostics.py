@@ -189,17 +189,20 @@ def assert_spots_are_code(err: str) -> None:
         assert shown[i + 1] == gutter + text and shown[i + 2].index("^") == len(gutter) + col - 1, err
 
 
-@pytest.mark.parametrize("line, col, caret", [(1, 1, 0), (2, 2, 0), (2, 6, 0), (2, 17, 0), (4, 1, 0), (2, 5, 1)])
-def test_the_spot_check_refuses_comments_blanks_and_misdrawn_carets(tmp_path, line, col, caret):
+@pytest.mark.parametrize("line, col, caret, refused", [
+    (1, 1, 0, "is a comment"), (2, 2, 0, r"(?m)f\.cnn:2:2$"), (2, 6, 0, r"(?m)f\.cnn:2:6$"),
+    (2, 17, 0, r"(?m)f\.cnn:2:17$"), (4, 1, 0, "is not a line of the file"), (2, 5, 1, "error: made up")])
+def test_the_spot_check_refuses_comments_blanks_and_misdrawn_carets(tmp_path, line, col, caret, refused):
     # the negative control of assert_spots_are_code, on a made-up message: a comment, the indentation, the blank
-    # between two tokens, past the line's end, past the file's end, and a caret one column off
+    # between two tokens, past the line's end, past the file's end, and a caret one column off, each refused by
+    # the check that names it (its message), not by an error further on
     path = tmp_path / "f.cnn"
     path.write_text("# a comment\n    x = conv(1)\n")
     lines = path.read_text().splitlines() + ["", ""]
     gutter = f"{line:>5} | "
     err = (f"{path}:{line}:{col}: error: made up\n{gutter}{lines[line - 1]}\n"
            + " " * (len(gutter) + col - 1 + caret) + "^\n")
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=refused):
         assert_spots_are_code(err)
 
 

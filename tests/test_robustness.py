@@ -69,9 +69,11 @@ def assert_located(err: cnndsl.CnnError, text: str, path: str) -> None:
         return
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # read in universal-newline mode
     # a line of the file; the one after the last newline is where an unexpected end of file is reported
-    assert 1 <= err.span.line <= len(lines), message
+    assert 1 <= err.span.line <= len(lines), f"line {err.span.line} is not a line of the file:\n{message}"
     source_line = lines[err.span.line - 1]
-    assert 1 <= err.span.column <= len(source_line) + 1, message  # on that line, or just past its end
+    # on that line, or just past its end
+    assert 1 <= err.span.column <= len(source_line) + 1, \
+        f"column {err.span.column} is not on line {err.span.line}:\n{message}"
     if source_line.strip() and source_line.isascii() and source_line.isprintable():
         gutter = f"{err.span.line:>5} | "
         shown = message.splitlines()
@@ -79,16 +81,20 @@ def assert_located(err: cnndsl.CnnError, text: str, path: str) -> None:
         assert shown[at + 1].index("^") == len(gutter) + err.span.column - 1, message
 
 
-@pytest.mark.parametrize("line, column", [(0, 1), (4, 1), (2, 0), (2, 11), (1, 7)])
-def test_the_position_check_refuses_a_misplaced_error(line, column):
+@pytest.mark.parametrize("line, column, refused", [(0, 1, "line 0 is not a line"), (4, 1, "line 4 is not a line"),
+                                                   (2, 0, "column 0 is not on line 2"),
+                                                   (2, 11, "column 11 is not on line 2"),
+                                                   (1, 7, "column 7 is not on line 1")])
+def test_the_position_check_refuses_a_misplaced_error(line, column, refused):
     # the negative control of assert_located: a spot before the file's first line, after its end, before a
-    # line's first column, or past a line's end
+    # line's first column, or past a line's end, each refused by the bound that says so (not by an IndexError
+    # further on, which would pass this test with the bound deleted)
     from cnndsl.errors import Source, Span
 
     text = "ab\nnetwork n\n"  # lines "ab", "network n", and the end of the file
     source = Source("f.cnn", text)
     err = cnndsl.CnnError("misplaced", Span(source, line, column, line, column + 1))
-    with pytest.raises((AssertionError, ValueError, IndexError)):
+    with pytest.raises(AssertionError, match=refused):
         assert_located(err, text, "f.cnn")
 
 
