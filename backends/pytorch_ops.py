@@ -330,7 +330,7 @@ EMITTERS: dict[str, TorchOp] = {
                                                          momentum=ctx.attrs["momentum"]))),
     "layernorm": TorchOp(module=lambda ctx: ctor("nn.LayerNorm", (ctx.x.shape[-1],),
                                                  options({"eps": 1e-5}, eps=ctx.attrs["eps"]))),
-    "dropout": TorchOp(module=lambda ctx: ctor("nn.Dropout", () if ctx.attrs["p"] == 0.5 else (ctx.attrs["p"],)),
+    "dropout": TorchOp(module=lambda ctx: ctor("nn.Dropout", (), options({"p": 0.5}, p=ctx.attrs["p"])),
                        call=lambda ctx, a: f"F.dropout({a[0]}, {render(ctx.attrs['p'])}, self.training)"),
     "stochastic_depth": TorchOp(module=lambda ctx: ctor("StochasticDepth", (ctx.attrs["p"],),
                                                         options({"mode": "row"}, mode=ctx.attrs["mode"])),

@@ -72,6 +72,8 @@ def test_constructor_argument_builds_what_set_compiles(name):
             with torch.device("meta"):
                 built, expected = cls(**{argument: value}), reference()
             assert shapes(built) == shapes(expected), f"{name}({argument}={value!r}) != --set {argument}={value!r}"
+            # and the same modules with the same settings, which no state_dict holds (Dropout(p=0.25), eps, ...)
+            assert repr(built) == repr(expected), f"{name}({argument}={value!r}): modules differ from --set's"
             checked += 1
             if name not in FAMILIES:
                 break  # one value is enough where the file's first preset tried two
