@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cnndsl import __version__
 from cnndsl.elaborate import dimension_names, size_prefix
+from cnndsl.init import switched
 from cnndsl.ir import Network, Scope
 from cnndsl.names import RESERVED as NAMES_RESERVED
 from cnndsl.ops import lookup
@@ -126,6 +127,7 @@ class TorchGenerator(VariantMerger):
         net = net.traced()  # constructor arguments and expressions come from the numbers' traces
         self.net = net
         self.totals = analyze(net)
+        self.init_rules = switched(net)  # (rule, switch): a switch of the rules alone is a constructor argument
         self.helpers: set[str] = set()
         self.out_of_place: set[str] = set()  # ops a merged class writes out of place (pytorch_variants)
         self.consumers: dict[str, list[str]] = {n: [] for n in net.order}
@@ -1215,7 +1217,8 @@ class TorchGenerator(VariantMerger):
                *_docstring(_doc_text(self.net.doc or self.net.name), 4), "",
                "    " + _fit(f"def __init__({sig}):", 4), "        super().__init__()",
                *("        " + line for line in init),
-               *("        " + line for line in init_lines(self.net)),  # weight initialisation: pytorch_init.py
+               *("        " + line for line in init_lines(  # weight initialisation: pytorch_init.py
+                   self.net, {s: c.name for s, c in self.class_of.items()}, self.init_rules)),
                "",
                f"    def forward(self, {', '.join(params)}):",
                *("        " + line for line in body)]
@@ -1227,6 +1230,7 @@ class TorchGenerator(VariantMerger):
         The others (a stage's depth, the block type, a switch) shaped what the compiler built; they stay fixed."""
         with self._writing(""):
             used = self._code_names(self._init_items(self.net.scopes[""]))
+        used |= {when[0] for _, when in self.init_rules if when is not None}
         return [p for p in self.net.params if p in used]
 
     def _arguments_note(self) -> list[str]:

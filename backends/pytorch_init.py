@@ -21,10 +21,11 @@ by name. Either way the generated module sets exactly the tensors the IR's rules
 from __future__ import annotations
 
 import ast
+import itertools
 import keyword
 from pathlib import Path
 
-from cnndsl.init import FANS, SCHEMES, Formula, layers
+from cnndsl.init import FANS, SCHEMES, Formula, layers, switched
 from cnndsl.ir import InitRule, Network
 
 from .pysource import string
@@ -68,13 +69,29 @@ def layer_classes(net: Network) -> dict[str, str | None]:
     return out
 
 
-def init_lines(net: Network) -> list[str]:
-    """The statements that end the top module's __init__ (no indentation; [] without `init` rules)."""
-    if not any(rule.targets for rule in net.init):
+def init_lines(net: Network, block_classes: dict[str, str] | None = None, rules: list | None = None) -> list[str]:
+    """The statements that end the top module's __init__ (no indentation; [] without `init` rules).
+    `block_classes`: the generated class of each block instance (scope name -> class), for rules that select
+    a layer in every instance of a block (`for m in self.modules(): if isinstance(m, Bottleneck): ...`);
+    `rules`: cnndsl.init.switched(net), where the caller has it."""
+    rules = switched(net) if rules is None else rules
+    if not any(rule.targets for rule, _ in rules):
         return []
+    lines = [f"# weight initialisation: the `init` rules of {net.source}"]
+    for when, group in itertools.groupby(rules, key=lambda pair: pair[1]):
+        body = _rule_lines([rule for rule, _ in group], net, block_classes or {})
+        if when is None:
+            lines += body
+        elif body:  # a switch the constructor takes (cnndsl.init.switched), as torchvision's zero_init_residual
+            name, value = when
+            lines += [f"if {'' if value else 'not '}{name}:", *("    " + line for line in body)]
+    return lines
+
+
+def _rule_lines(rules: list[InitRule], net: Network, block_classes: dict[str, str]) -> list[str]:
     classes = layer_classes(net)
     bases = _helper_bases()
-    lines = [f"# weight initialisation: the `init` rules of {net.source}"]
+    lines: list[str] = []
     loop: list[tuple[tuple[str, ...], list[str]]] = []  # (classes, branch body) of the open loop
 
     def close():
@@ -86,7 +103,7 @@ def init_lines(net: Network) -> list[str]:
                 lines.extend("        " + b for b in body)
             loop.clear()
 
-    for rule in net.init:
+    for rule in rules:
         if not rule.targets:
             continue
         cls = _by_class(rule, classes, bases)
@@ -97,9 +114,53 @@ def init_lines(net: Network) -> list[str]:
             loop.append((cls, _branch(rule)))
             continue
         close()
-        lines.extend(_by_name(rule))
+        lines.extend(_by_block(rule, block_classes) or _by_name(rule))
     close()
     return lines
+
+
+def _by_block(rule: InitRule, block_classes: dict[str, str]) -> list[str] | None:
+    """A rule that selects layers by name inside instances of blocks (`init bn3 in bottleneck, bn2 in basic`),
+    as torchvision's ResNet writes it: `for m in self.modules(): if isinstance(m, Bottleneck):
+    nn.init.constant_(m.bn3.weight, 0)`. Only where every instance of each generated class has the same tensors
+    selected, and there are several (else the names are listed: _by_name)."""
+    if rule.kinds or not block_classes:
+        return None
+    chosen: dict[str, dict[str, set[tuple[str, str]]]] = {}  # class -> instance -> {(layer inside, tensor)}
+    for t in rule.targets:
+        parts = t.layer.split(".")
+        scope = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)
+                      if ".".join(parts[:i]) in block_classes), None)
+        if scope is None or not t.local:
+            return None
+        inner = t.layer[len(scope) + 1:]
+        chosen.setdefault(block_classes[scope], {}).setdefault(scope, set()).add((inner, t.local))
+    if sum(len(instances) for instances in chosen.values()) < 2:
+        return None  # one layer: by its name (`self.AuxLogits.fc.weight`)
+    for cls, instances in chosen.items():
+        every = {s for s, c in block_classes.items() if c == cls}
+        if set(instances) != every or len({frozenset(v) for v in instances.values()}) != 1:
+            return None
+    body = []
+    for i, (cls, instances) in enumerate(chosen.items()):
+        picked = next(iter(instances.values()))
+        inners = sorted({inner for inner, _ in picked})
+        calls = []
+        for local, sch in rule.settings:
+            name = local if local is not None else "weight"
+            for inner in inners:
+                if (inner, name) in picked:
+                    calls += _fans(sch, _member(inner + ".weight")) + [_call(sch, _member(f"{inner}.{name}"))]
+        body += [f"    {'el' if i else ''}if isinstance({LOOP}, {cls}):", *("        " + c for c in calls)]
+    return [f"for {LOOP} in self.modules():", *body]
+
+
+def _member(tensor: str) -> str:
+    """`m.bn3.weight`, or m.get_parameter("block.0.weight") where a name is not an attribute."""
+    parts = tensor.split(".")
+    if all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+        return f"{LOOP}.{tensor}"
+    return f"{LOOP}.get_parameter({string(tensor)})"
 
 
 def _by_class(rule: InitRule, classes: dict, bases: dict) -> tuple[str, ...] | None:

@@ -17,7 +17,7 @@ def load(target: str, inputs: dict[str, str] | None = None, settings: list[str] 
     """Elaborate a bundled architecture (by network or preset name) or a .cnn path.
 
     Parameters are Python values (`load("resnet", layers=[2, 2, 2, 2])`), or .cnn expressions as on the
-    command line (`settings=["unit=basic"]`, for values such as blocks); input shapes are strings
+    command line (`settings=["unit=basic_block"]`, for values such as blocks); input shapes are strings
     (`inputs={"x": "3x64x64"}`). Warnings (cnndsl.lint) are raised as CnnDslWarning and kept on
     `net.warnings`. `max_nodes` raises the limit on the network's size (cnndsl.limits.NODES_MAX). `trace`
     keeps how each number was computed, which only the PyTorch backend reads (`compile` elaborates again with it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,19 @@ from .errors import Span
 @dataclass
 class Node:
     span: Span
+
+
+def names_in(node) -> Iterator[str]:
+    """Every name an AST subtree (or a list of them) mentions: reads, calls, interpolated labels."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Name):
+            yield n.id
+        elif isinstance(n, list):
+            stack.extend(n)
+        elif isinstance(n, Node):
+            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name != "span")
 
 
 # ---------------------------------------------------------------- expressions

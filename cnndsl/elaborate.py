@@ -82,6 +82,7 @@ class Evaluator:
         self.bindings: dict[str, Sym] = {}  # a template call's name (`cna#3.out`) -> its caller's value of it
         self.loop_length: dict[int, Any] = {}  # loop number -> its count, where range() of a traced number gave it
         self.init_rules: list = []  # `init` statements as they ran (cnndsl.init.Pending), resolved after naming
+        self.init_switches: set[str] = set()  # names read by network-level `if`s that hold only `init` rules
 
     # ------------------------------------------------------------ entry points
 
@@ -128,6 +129,8 @@ class Evaluator:
 
     def exec_If(self, s: A.If, env: Env) -> None:
         taken = self.truth(self.eval(s.cond, env), s.cond.span)
+        if not self.block_stack and all(isinstance(b, (A.Init, A.Doc)) for b in [*s.body, *s.orelse]):
+            self.init_switches.update(A.names_in(s.cond))  # candidates only: cnndsl.init.switched decides
         with self.guarded(s.cond, env, taken):
             self.exec_body(s.body if taken else s.orelse, env)
 
@@ -1249,7 +1252,7 @@ def elaborate(target: Target, settings: list[tuple[str, A.Node, Span]] = (),
     with tracing(trace):
         network = _elaborate(target, settings, input_shapes, max_nodes)
     network.is_traced = trace
-    network.remake = lambda: elaborate(target, settings, input_shapes, max_nodes, trace=True)
+    network.remake = lambda more=(): elaborate(target, [*settings, *more], input_shapes, max_nodes, trace=True)
     return network
 
 
@@ -1330,6 +1333,7 @@ def _elaborate(target: Target, settings, input_shapes, max_nodes) -> Network:
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
         training_outputs=list(ev.training_outputs),
         scopes=scopes, params=params, source=_shown_source(program.path), fixed=fixed,
+        init_switches={n for n in ev.init_switches if isinstance(params.get(n), bool)},
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
         overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]
         + [f"--input {name}={ev.inputs[name].type}" for name, _, _ in input_shapes],

@@ -416,3 +416,51 @@ def final(net: Network) -> dict[str, InitTarget]:
         for t in rule.targets:
             out[t.tensor] = t
     return out
+
+
+def switched(net: Network) -> list[tuple[InitRule, tuple[str, bool] | None]]:
+    """The network's rules, each with the switch it depends on: (parameter, value) for a rule that applies only
+    when that boolean network parameter has that value, and which changes nothing else (ResNet's
+    zero_init_residual), so generated code can take the switch as a constructor argument and write
+    `if zero_init_residual:` as torchvision does; None for a rule that applies whatever the switches say. A
+    switch is found by elaborating again with its value flipped: the same layers, other rules."""
+    from difflib import SequenceMatcher
+
+    from .elaborate import parse_setting
+
+    out: list[tuple[InitRule, tuple[str, bool] | None]] = [(rule, None) for rule in net.init]
+    if not net.init_switches or net.remake is None:
+        return out
+    for name in [p for p in net.params if p in net.init_switches]:
+        value = net.params[name]
+        try:
+            other = net.remake([parse_setting(f"{name}={'false' if value else 'true'}", "switch")])
+        except CnnError:
+            continue  # the other value is not a valid network: the switch stays fixed
+        if _structure(other) != _structure(net):
+            continue  # it changes layers too: only the compiler can follow it
+        mine, theirs = [_key(r) for r, _ in out], [_key(r) for r in other.init]
+        if any(when is not None for _, when in out) or mine == theirs:
+            continue  # one switch at a time (nothing in the zoo has two), and one that changes a rule
+        merged = []
+        for tag, i1, i2, j1, j2 in SequenceMatcher(a=mine, b=theirs, autojunk=False).get_opcodes():
+            if tag == "equal":
+                merged += out[i1:i2]
+                continue
+            merged += [(rule, (name, value)) for rule, _ in out[i1:i2]]
+            merged += [(rule, (name, not value)) for rule in other.init[j1:j2]]
+        out = merged
+    return out
+
+
+def _key(rule: InitRule) -> tuple:
+    """What a rule sets, comparable between two elaborations of one file."""
+    return (rule.span.line, rule.span.column,
+            tuple((t.tensor, t.scheme.name, repr(sorted(t.args.items()))) for t in rule.targets))
+
+
+def _structure(net: Network) -> tuple:
+    """The layers of a network, comparable between two elaborations of one file."""
+    return (tuple((name, data["op"], repr(data["attrs"]), str(data["type"]))
+                  for name in net.order for data in [net.node(name)]), tuple(sorted(net.scopes)),
+            tuple(net.outputs.items()))

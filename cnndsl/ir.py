@@ -117,9 +117,13 @@ class Network:
     # generated code can compute: its constructor cannot take them (cnndsl.symbolic, Evaluator.observe)
     fixed: set = field(default_factory=set)
     init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
+    # boolean parameters read by conditions that choose only `init` rules: candidates for switches that generated
+    # code takes as constructor arguments (cnndsl.init.switched decides)
+    init_switches: set = field(default_factory=set)
     training_outputs: list = field(default_factory=list)  # names of the outputs present only in training
     is_traced: bool = False  # whether nodes and scopes keep how their numbers were computed (cnndsl.symbolic)
-    remake: Callable[[], Network] | None = field(default=None, repr=False, compare=False)  # elaborate, traced
+    # elaborate again, traced, with further --set values (remake() is this network, traced)
+    remake: Callable[..., Network] | None = field(default=None, repr=False, compare=False)
     _traced: Network | None = field(default=None, repr=False, compare=False)
 
     def traced(self) -> Network:

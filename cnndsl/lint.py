@@ -14,8 +14,7 @@ Python warnings. The checks:
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import networkx as nx
 
@@ -26,24 +25,11 @@ from .ops import lookup
 from .passes import op_call
 
 
-def _names(node) -> Iterator[str]:
-    """Every name an AST subtree mentions (reads, calls, interpolated labels)."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, A.Name):
-            yield n.id
-        elif isinstance(n, list):
-            stack.extend(n)
-        elif isinstance(n, A.Node):
-            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name != "span")
-
-
 def unused_parameters(defs: Iterable[A.BlockDef | A.TemplateDef | A.NetworkDef]) -> list[CnnWarning]:
     found = []
     for d in defs:
         body = d.value if isinstance(d, A.TemplateDef) else d.body
-        mentioned = set(_names([body, [p.default for p in d.params if p.default is not None]]))
+        mentioned = set(A.names_in([body, [p.default for p in d.params if p.default is not None]]))
         kind = "network" if isinstance(d, A.NetworkDef) else "block"
         for p in d.params:
             if p.name not in mentioned and not p.name.startswith("_"):
@@ -59,7 +45,8 @@ def ineffective_settings(network: A.NetworkDef, given: dict[str, tuple[Span, str
         if name in read:
             continue
         readers = [p.name for p in network.params
-                   if p.name in given and p.name != name and p.default is not None and name in set(_names(p.default))]
+                   if p.name in given and p.name != name and p.default is not None
+                   and name in set(A.names_in(p.default))]
         if readers:
             listed = _and([f"'{r}'" for r in readers])
             by = _and(list(dict.fromkeys(given[r][1] for r in readers)))

@@ -111,9 +111,9 @@ def test_a_bundled_files_error_says_where_it_is_and_how_to_copy_it(capsys):
 
 
 def test_settings_appear_in_the_title_and_json_writes_blocks_as_set_takes_them(capsys):
-    code, out, _ = run(capsys, "analyze", "resnet", "--set", "unit=basic", "--set", "layers=[2, 2, 2, 2]",
+    code, out, _ = run(capsys, "analyze", "resnet", "--set", "unit=basic_block", "--set", "layers=[2, 2, 2, 2]",
                        "--depth", "1")
-    assert code == 0 and out.splitlines()[0].startswith("resnet (--set unit=basic, --set layers=[2, 2, 2, 2]):")
+    assert code == 0 and out.splitlines()[0].startswith("resnet (--set unit=basic_block, --set layers=[2, 2, 2, 2]):")
     code, out, _ = run(capsys, "analyze", "resnet", "--format", "json")
     report = json.loads(out)
     assert report["parameters"]["unit"] == "bottleneck" and report["overrides"] == []

@@ -85,9 +85,9 @@ def test_constructor_argument_builds_what_set_compiles(name):
 def test_fixed_parameters_are_not_arguments_and_the_header_says_so():
     net = cnndsl.load("resnet50")
     cls, source = module_class(net)
-    assert TorchGenerator(net).arguments() == ["num_classes"]
+    assert TorchGenerator(net).arguments() == ["num_classes", "zero_init_residual"]
     header = source.split('"""')[1]
-    assert "constructor arguments: num_classes" in header
+    assert "constructor arguments: num_classes, zero_init_residual" in header
     # `layers` sets how many blocks each stage has: the compiler unrolled them, so it is fixed (and said so)
     assert re.search(r"fixed in this file: layers, unit", header)
     with pytest.raises(TypeError):
@@ -139,3 +139,33 @@ def _mbconv_blocks() -> list[bool]:
     for _, _, stride, cin, cout, layers in table:
         out += [stride == 1 and cin == cout] + [True] * (layers - 1)
     return out
+
+
+def _zeroed(model: torch.nn.Module) -> list[str]:
+    """The batch norm weights that start at 0 (what zero_init_residual changes)."""
+    return sorted(k for k, v in model.state_dict().items() if k.endswith(".weight") and v.dim() == 1
+                  and bool((v == 0).all()))
+
+
+@pytest.mark.parametrize("name, blocks", [("resnet18", 8), ("resnet50", 16)])
+def test_zero_init_residual_is_a_switch_as_in_torchvision(name, blocks):
+    # torchvision's ResNet(zero_init_residual=True) zeroes the last batch norm of every residual branch. The
+    # switch changes no layer, only which init rules apply, so the generated class takes it as torchvision does
+    net = cnndsl.load(name)
+    cls, source = module_class(net)
+    assert "zero_init_residual" in TorchGenerator(net).arguments()
+    assert "        if zero_init_residual:\n            for m in self.modules():\n" in source
+    torch.manual_seed(0)
+    ours = _zeroed(cls(zero_init_residual=True))
+    theirs = _zeroed(getattr(torchvision.models, name)(weights=None, zero_init_residual=True))
+    assert ours == theirs and len(ours) == blocks
+    assert _zeroed(cls()) == [] == _zeroed(getattr(torchvision.models, name)(weights=None))
+    switched_on, _ = module_class(cnndsl.load(name, zero_init_residual=True))  # as --set compiles it
+    assert _zeroed(switched_on()) == ours and _zeroed(switched_on(zero_init_residual=False)) == []
+
+
+def test_a_switch_that_changes_layers_stays_fixed():
+    # Inception v3's aux_logits also chooses an init rule, but it decides whether AuxLogits exists: only the
+    # compiler can follow it
+    net = cnndsl.load("inception_v3")
+    assert "aux_logits" in net.init_switches and "aux_logits" not in TorchGenerator(net).arguments()

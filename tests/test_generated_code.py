@@ -158,7 +158,7 @@ def test_resnet_stages_are_built_by_a_loop_as_torchvisions_make_layer():
                 f"            layers.append(Bottleneck({planes * 4}, {planes}))\n"
                 f"        self.{stage} = nn.Sequential(*layers)\n") in text
     # a stage of two blocks stays one nn.Sequential(...) (resnet18: a loop would be no shorter)
-    assert "self.layer1 = nn.Sequential(\n            Basic(64, 64),\n            Basic(64, 64),\n" \
+    assert "self.layer1 = nn.Sequential(\n            BasicBlock(64, 64),\n            BasicBlock(64, 64),\n" \
            in source("resnet18")
 
 

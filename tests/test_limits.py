@@ -220,7 +220,7 @@ def test_imports_from_subfolders_the_library_and_named_folders(tmp_path, monkeyp
     (shared / "s.cnn").write_text("block s(x) {\n    return x -> relu\n}\n")
     main = project / "main.cnn"
     main.write_text('import "sub/a.cnn"\nimport "resnet.cnn"\nnetwork n() {\n    input x: 3x8x8\n'
-                    "    output y = x -> a -> b -> basic(3)\n}\n")
+                    "    output y = x -> a -> b -> basic_block(3)\n}\n")
     assert "y" in cnndsl.load(str(main)).outputs
     main.write_text('import "s.cnn"\n' + NET)
     with pytest.raises(cnndsl.CnnError, match="cannot find 's.cnn'"):

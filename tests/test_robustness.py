@@ -326,8 +326,8 @@ def write(root, text: str, name: str = "fuzz.cnn"):
 
 # ---------------------------------------------------------------- command-line arguments
 
-ARG_VALUES = ["1", "0", "-3", "[2, 2]", "[1, 1, 1, 1]", "basic", "bottleneck", "relu", '"x"', "3x8x8", "1 +", "((",
-              "x", "none", "1e999", "10 ** 10", "[", "", "=", "layers", "=1", " "]
+ARG_VALUES = ["1", "0", "-3", "[2, 2]", "[1, 1, 1, 1]", "basic_block", "bottleneck", "relu", '"x"', "3x8x8", "1 +",
+              "((", "x", "none", "1e999", "10 ** 10", "[", "", "=", "layers", "=1", " "]
 
 
 @fuzz(60)

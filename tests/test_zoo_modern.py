@@ -150,8 +150,8 @@ def test_resnet_layers_and_classes_overrides(preset, layers, num_classes):
 
 
 def test_cli_set_chooses_the_block_by_name(capsys, tv):
-    # `--set unit=basic` names a block of resnet.cnn: the generic network becomes ResNet-18
-    code = cli_main(["analyze", "resnet", "--set", "unit=basic", "--set", "layers=[2, 2, 2, 2]",
+    # `--set unit=basic_block` names a block of resnet.cnn: the generic network becomes ResNet-18
+    code = cli_main(["analyze", "resnet", "--set", "unit=basic_block", "--set", "layers=[2, 2, 2, 2]",
                      "--input", "x=3x96x96", "--format", "json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)

@@ -159,7 +159,7 @@ def test_resnet_groups_and_width_per_group_are_torchvisions(groups, width_per_gr
 def test_basic_block_refuses_groups_as_torchvision_does():
     # torchvision: "BasicBlock only supports groups=1 and base_width=64"; here the basic block has no such
     # parameters, and saying so is a located error
-    with pytest.raises(cnndsl.CnnError, match="block 'basic' has no parameter 'groups'"):
+    with pytest.raises(cnndsl.CnnError, match="block 'basic_block' has no parameter 'groups'"):
         cnndsl.load("resnet18", groups=2)
     with pytest.raises(ValueError, match="BasicBlock only supports"):
         tvm.ResNet(tvm.resnet.BasicBlock, [2, 2, 2, 2], groups=2)
