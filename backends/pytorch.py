@@ -243,11 +243,14 @@ class TorchGenerator(VariantMerger):
                 shape = (scope.block, self._body_shape(scope))
                 pending.setdefault(shape, []).append(scope)
             for key, members in pending.items():
-                if key in groups:
-                    groups[key].extend(members)
-                else:
+                old = groups.get(key, [])
+                if old and self._merged_away(old):
+                    # the deeper instances of this shape share a class with other variants now, which their
+                    # parents' code (planned from it) needs: these start a class of their own instead
                     groups[key] = members
-            for key, members in pending.items():
+                else:
+                    groups[key] = old + members
+            for key in pending:
                 self._make_class(key, groups[key])
             for block in sorted({key[0] for key in pending}):  # instances that took other branches: one class
                 self.merge_variants(block)
@@ -268,6 +271,12 @@ class TorchGenerator(VariantMerger):
                     name += "Variant"
                 cls.name = name
                 taken.add(name)
+
+    def _merged_away(self, members: list[Scope]) -> bool:
+        """Were these instances (one shape's class) merged with other variants (merge_variants)? Remaking their
+        class would then split them from the instances that their parents' classes count on sharing it."""
+        cls = self.class_of.get(members[0].name)
+        return cls is None or set(cls.instances) != {m.name for m in members}
 
     @contextlib.contextmanager
     def _writing(self, scope: str):

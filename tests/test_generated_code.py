@@ -181,3 +181,37 @@ def test_a_list_with_if_and_else_members_is_built_as_torchvisions_fused_mbconv()
     assert re.search(r"        if expanded != in_channels:\n            layers\.extend\(\n(.|\n)*?        else:\n"
                      r"            layers\.append\(\n", fused)
     assert "            y = self.stochastic_depth(y)\n            y += x\n" in fused
+
+
+def test_a_block_used_at_two_depths_keeps_the_class_its_callers_were_planned_with(tmp_path):
+    # Found by test_torch_backend's random networks: `res` with an unconditional projection at the top level and
+    # inside `pair` (depth 1) had one class until the top-level instance joined it; remaking that class took
+    # pair.first away from the merged class both Pair instances were planned with, so the second Pair built a
+    # projection its .cnn never made (687 parameters for 678)
+    path = tmp_path / "depths.cnn"
+    path.write_text("""block res(x, c, stride=1) {
+    y = x -> conv1: conv(c, 3, stride=stride, pad=1, bias=false) -> bn1: batchnorm -> relu
+          -> conv2: conv(c, 3, pad=1, bias=false) -> bn2: batchnorm
+    s = x
+    if stride != 1 or x.channels != c {
+        s = x -> down: conv(c, 1, stride=stride, bias=false)
+    }
+    return relu(y + s)
+}
+block pair(x, c, stride=1) {
+    return x -> first: res(c, stride=stride) -> second: res(c)
+}
+network depths() {
+    input x: 2x4x4
+    t2 = x -> res(1, stride=1)
+    output y = t2 -> pair(3, stride=1) -> pair(3, stride=1)
+}
+""")
+    torch = pytest.importorskip("torch")
+    net = cnndsl.load(str(path))
+    model = cnndsl.to_torch(net)
+    # the projections the program makes: res (2 -> 1 channels) and pair.first (1 -> 3), none in pair_1
+    assert sorted(k for k in model.state_dict() if k.endswith("down.weight")) == ["pair.first.down.weight",
+                                                                                   "res.down.weight"]
+    assert sum(p.numel() for p in model.parameters()) == cnndsl.analyze(net)["trainable_params"] == 678
+    assert model(torch.randn(2, 2, 4, 4)).shape == (2, 3, 4, 4)
