@@ -26,7 +26,8 @@ from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .ops.spec import ANY_LAYOUT
-from .symbolic import Sym, call as traced_call, fold, plain, sym_of, traced, traced_range, tracing
+from .symbolic import (Sym, call as traced_call, choice, compare, fold, invert, is_tracing, logical, plain, sym_of,
+                       traced, traced_range, tracing)
 from .syntax import parse_expression
 from .types import AXIS_NAMES, TensorType
 from .values import (BUILTIN_FUNCTIONS, BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame,
@@ -602,7 +603,31 @@ class Evaluator:
     def eval_Ternary(self, n: A.Ternary, env: Env):
         taken = self.truth(self.eval(n.cond, env), n.cond.span)
         with self.guarded(n.cond, env, taken):
-            return self.eval(n.then if taken else n.orelse, env)
+            value = self.eval(n.then if taken else n.orelse, env)
+        return self.traced_choice(n, env, taken, value)
+
+    def traced_choice(self, n: A.Ternary, env: Env, taken: bool, value):
+        """A number chosen by a condition in a block's body, traced as the choice (`1 if dilation > 1 else
+        stride`), so that the block's class chooses as the .cnn file does, also for arguments no instance here
+        had. Only where the condition is in the block's terms and the other branch is a number that makes
+        nothing (it is evaluated too); else the branch taken, as it was traced."""
+        if not is_tracing() or self.frame.kind != "block" or isinstance(value, bool) \
+                or not isinstance(value, (int, float)):
+            return value
+        other = n.orelse if taken else n.then
+        if not _pure(other, env):
+            return value
+        cond = _condition_sym(self.condition(n.cond, env))
+        if cond is None or cond.literal:
+            return value
+        try:
+            alternative = self.eval(other, env)
+        except CnnError:  # the branch not taken fails for these arguments (a division by zero): keep the number
+            return value
+        if isinstance(alternative, bool) or not isinstance(alternative, (int, float)):
+            return value
+        mine, theirs = Sym.of(self.localize(value)), Sym.of(self.localize(alternative))
+        return traced(plain(value), choice(cond, mine, theirs) if taken else choice(cond, theirs, mine))
 
     def eval_Attr(self, n: A.Attr, env: Env):
         obj = self.eval(n.obj, env)
@@ -1113,6 +1138,22 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
             sizes[name] = shape[axis]
             shape[axis] = traced(plain(shape[axis]), Sym.name(tag + name))
     return Tensor(t.node, t.type.with_shape(shape))
+
+
+def _condition_sym(cond) -> Sym | None:
+    """Evaluator.condition's tree as one expression (cnndsl.symbolic's "cmp", "and", "or", "not")."""
+    if cond is None:
+        return None
+    kind = cond[0]
+    if kind == "value":
+        return cond[1]
+    if kind == "not":
+        inner = _condition_sym(cond[1])
+        return None if inner is None else invert(inner)
+    if kind == "cmp":
+        return compare(cond[1], cond[2])
+    parts = [_condition_sym(c) for c in cond[1]]
+    return None if None in parts else logical(kind, parts)
 
 
 def _pure(n, env: Env) -> bool:

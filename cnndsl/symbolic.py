@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 _NO_NAMES: frozenset = frozenset()
 # Python's binding strength: a higher number binds tighter
-PRECEDENCE = {"if": 0, "+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20, "neg": 30, "**": 40, "atom": 50}
+PRECEDENCE = {"if": 0, "or": 1, "and": 2, "not": 3, "cmp": 5, "+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20,
+              "neg": 30, "**": 40, "atom": 50}
+_COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 _APPLY = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
     "//": lambda a, b: a // b, "%": lambda a, b: a % b, "**": lambda a, b: a ** b,
@@ -29,7 +32,9 @@ _APPLY = {
 @dataclass(frozen=True)
 class Sym:
     """op "name" (args: (id,)), "num" (args: (value,)), a binary operator (args: (left, right)), "neg"
-    (args: (x,)) or "call" (args: (function name, *arguments))."""
+    (args: (x,)), "call" (args: (function name, *arguments)), or a block's conditional number `a if c else b`:
+    "if" (args: (condition, a, b)) over conditions "cmp" (args: (operators, *operands)), "and", "or" (args: the
+    parts) and "not" (args: (x,))."""
 
     op: str
     args: tuple
@@ -74,11 +79,7 @@ class Sym:
             return mapping.get(self.args[0], self)
         if self.op == "num":
             return self
-        if self.op == "call":
-            return Sym("call", (self.args[0], *(a.subs(mapping) for a in self.args[1:])))
-        if self.op == "neg":
-            return negate(self.args[0].subs(mapping))
-        return binary(self.op, self.args[0].subs(mapping), self.args[1].subs(mapping))
+        return make(self.op, tuple(a.subs(mapping) if isinstance(a, Sym) else a for a in self.args))
 
     def replace(self, table: dict[Sym, Sym]) -> Sym:
         """The expression with whole sub-expressions replaced (a long one by the variable that holds it)."""
@@ -86,9 +87,7 @@ class Sym:
             return table[self]
         if self.op in ("name", "num"):
             return self
-        if self.op == "call":
-            return Sym("call", (self.args[0], *(a.replace(table) for a in self.args[1:])))
-        return Sym(self.op, tuple(a.replace(table) for a in self.args))
+        return Sym(self.op, tuple(a.replace(table) if isinstance(a, Sym) else a for a in self.args))
 
     # ------------------------------------------------------------ printing
 
@@ -116,6 +115,8 @@ class Sym:
             inner = self.args[0]
             body = inner.text(number, functions)
             return f"-{body}" if inner.precedence > PRECEDENCE["neg"] else f"-({body})"
+        if self.op in _LOGIC:
+            return self._logic_text(number, functions)
         left, right = self.args
         mine = PRECEDENCE[self.op]
         # left-associative, except ** (right-associative, and it binds tighter than a unary minus on its left)
@@ -126,8 +127,89 @@ class Sym:
         rt = f"({rt})" if right_paren else rt
         return f"{lt} {self.op} {rt}"
 
+    def _logic_text(self, number, functions) -> str:
+        mine = PRECEDENCE[self.op]
+
+        def part(sym: Sym, tighter: bool = True) -> str:  # tighter: a part of equal binding needs parentheses
+            text = sym.text(number, functions)
+            return f"({text})" if sym.precedence < mine or (tighter and sym.precedence == mine) else text
+
+        if self.op == "if":
+            cond, a, b = self.args
+            return f"{part(a)} if {part(cond)} else {part(b, tighter=False)}"
+        if self.op == "cmp":
+            out = part(self.args[1])
+            for op, operand in zip(self.args[0], self.args[2:]):
+                out += f" {op} {part(operand)}"
+            return out
+        if self.op == "not":
+            return f"not {part(self.args[0], tighter=False)}"
+        return f" {self.op} ".join(part(a, tighter=False) for a in self.args)
+
     def __str__(self) -> str:
         return self.text()
+
+
+_LOGIC = ("if", "cmp", "and", "or", "not")
+
+
+def make(op: str, args: tuple) -> Sym:
+    """The expression op(args), simplified as its builder would (after a substitution made parts literal)."""
+    if op in _APPLY:
+        return binary(op, *args)
+    if op == "neg":
+        return negate(args[0])
+    if op == "if":
+        return choice(*args)
+    if op == "cmp":
+        return compare(args[0], list(args[1:]))
+    if op in ("and", "or"):
+        return logical(op, list(args))
+    if op == "not":
+        return invert(args[0])
+    return Sym(op, tuple(args))
+
+
+def choice(cond: Sym, a: Sym, b: Sym) -> Sym:
+    """`a if cond else b`: the branch itself where the condition is known or the branches agree."""
+    if cond.literal:
+        return a if cond.args[0] else b
+    if a == b:
+        return a
+    return Sym("if", (cond, a, b))
+
+
+def compare(ops, operands: list[Sym]) -> Sym:
+    if all(o.literal for o in operands):
+        values = [o.args[0] for o in operands]
+        try:
+            return Sym.num(all(_COMPARE[op](x, y) for op, x, y in zip(ops, values, values[1:])))
+        except TypeError:
+            pass
+    return Sym("cmp", (tuple(ops), *operands))
+
+
+def logical(op: str, parts: list[Sym]) -> Sym:
+    """`a and b` / `a or b`, without the parts a literal settles."""
+    absorbing = op == "or"  # True decides an `or`, False an `and`
+    kept = []
+    for p in parts:
+        if p.literal:
+            if bool(p.args[0]) == absorbing:
+                return Sym.num(absorbing)
+            continue
+        kept.append(p)
+    if not kept:
+        return Sym.num(not absorbing)
+    return kept[0] if len(kept) == 1 else Sym(op, tuple(kept))
+
+
+def invert(x: Sym) -> Sym:
+    if x.literal:
+        return Sym.num(not x.args[0])
+    if x.op == "not":
+        return x.args[0]
+    return Sym("not", (x,))
 
 
 SIZE_MAX = 40  # a longer expression says less than its value: the number is written as a literal instead
@@ -219,9 +301,7 @@ def fold(sym: Sym, functions: dict) -> Sym:
             except Exception:  # noqa: BLE001 - a call the program itself would refuse: keep it written out
                 pass
         return Sym("call", (sym.args[0], *args))
-    if sym.op == "neg":
-        return negate(fold(sym.args[0], functions))
-    return binary(sym.op, fold(sym.args[0], functions), fold(sym.args[1], functions))
+    return make(sym.op, tuple(fold(a, functions) if isinstance(a, Sym) else a for a in sym.args))
 
 
 def negate(a: Sym) -> Sym:
@@ -248,6 +328,10 @@ def _int_like(sym: Sym) -> bool:
         return False
     if sym.op == "call":
         return sym.args[0] in ("int", "make_divisible", "round", "floor", "ceil", "len")
+    if sym.op == "if":
+        return sym.args[1].int_like and sym.args[2].int_like
+    if sym.op in _LOGIC:
+        return False
     return all(a.int_like for a in sym.args if isinstance(a, Sym))
 
 
@@ -324,6 +408,10 @@ TracedFloat = _traced_type(float)
 # Tracing costs about as much as the elaboration itself; only generated code reads traces, so the elaborator
 # turns it on for the backends alone (elaborate(trace=True)): analysis, drawing and checking run without it.
 _TRACING: ContextVar[bool] = ContextVar("cnndsl_tracing", default=True)
+
+
+def is_tracing() -> bool:
+    return _TRACING.get()
 
 
 @contextmanager

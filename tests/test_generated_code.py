@@ -215,3 +215,26 @@ network depths() {
                                                                                    "res.down.weight"]
     assert sum(p.numel() for p in model.parameters()) == cnndsl.analyze(net)["trainable_params"] == 678
     assert model(torch.randn(2, 2, 4, 4)).shape == (2, 3, 4, 4)
+
+
+def test_a_chosen_number_is_chosen_in_the_class_as_in_the_file():
+    # mobilenet_v3.cnn: the depthwise conv strides `1 if dilation > 1 else stride`. No instance of
+    # MobileNetV3-Large is dilated, so the class once wrote `stride=stride`, and InvertedResidual(..., dilation=2)
+    # built by hand strided where torchvision's does not. Built by hand with dilation 2, it is torchvision's block
+    import functools
+    import types
+
+    torch = pytest.importorskip("torch")
+    from torchvision.models import mobilenetv3 as tvm
+
+    text = source("mobilenet_v3_large")
+    assert "stride=1 if dilation > 1 else stride," in text
+    module = types.ModuleType("generated_mobilenet_v3_large")
+    exec(compile(text, "<cnndsl mobilenet_v3_large>", "exec"), module.__dict__)  # noqa: S102 - our own output
+    ours = module.InvertedResidual(40, 5, 120, 40, True, True, 2, dilation=2).eval()
+    config = tvm.InvertedResidualConfig(40, 5, 120, 40, True, "HS", 2, 2, 1.0)
+    theirs = tvm.InvertedResidual(config, functools.partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.01)).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 40, 14, 14)
+    with torch.no_grad():
+        assert ours(x).shape == (2, 40, 14, 14) and torch.equal(ours(x), theirs(x))

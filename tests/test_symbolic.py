@@ -57,3 +57,68 @@ def test_a_traced_number_is_its_number():
     assert width * 2 == 1.0 and sym_of(width * 2).text() == "width * 2"
     assert traced(3, Sym.num(3)) == 3 and type(traced(3, Sym.num(3))) is int  # a literal carries no expression
     assert plain([planes, (planes, 1)]) == [64, (64, 1)] and type(plain(planes)) is int
+
+
+COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+               ">=": operator.ge}
+
+
+@st.composite
+def conditional_computations(draw):
+    """(sym, its value, names -> values): `a if cond else b` over comparisons joined by and, or, not, used inside
+    arithmetic, as a block's `stride=1 if dilation > 1 else stride` is."""
+    from cnndsl.symbolic import binary, choice, compare, invert, logical
+
+    values = {"stride": draw(st.integers(1, 4)), "dilation": draw(st.integers(1, 4))}
+
+    def condition():
+        name = draw(st.sampled_from(sorted(values)))
+        op = draw(st.sampled_from(sorted(COMPARISONS)))
+        literal = draw(st.integers(0, 4))
+        sym, truth = compare([op], [Sym.name(name), Sym.num(literal)]), COMPARISONS[op](values[name], literal)
+        for _ in range(draw(st.integers(0, 2))):
+            kind = draw(st.sampled_from(["and", "or", "not"]))
+            if kind == "not":
+                sym, truth = invert(sym), not truth
+            else:
+                other, other_truth = compare(["<"], [Sym.name("stride"), Sym.name("dilation")]), \
+                    values["stride"] < values["dilation"]
+                sym = logical(kind, [sym, other])
+                truth = (truth and other_truth) if kind == "and" else (truth or other_truth)
+        return sym, truth
+
+    def number():
+        return draw(st.sampled_from([(Sym.name("stride"), values["stride"]), (Sym.name("dilation"),
+                                                                               values["dilation"]),
+                                     (Sym.num(1), 1), (Sym.num(2), 2)]))
+
+    cond, truth = condition()
+    (a, va), (b, vb) = number(), number()
+    sym, value = choice(cond, a, b), va if truth else vb
+    (c, vc) = number()
+    op = draw(st.sampled_from(OPERATORS[:3]))
+    if draw(st.booleans()):
+        sym, value = binary({operator.add: "+", operator.sub: "-", operator.mul: "*"}[op], sym, c), op(value, vc)
+    return sym, value, values
+
+
+@settings(max_examples=300, deadline=None)
+@given(conditional_computations())
+def test_a_conditional_number_prints_and_substitutes_to_its_value(case):
+    sym, value, names = case
+    assert eval(sym.text(), {}, dict(names)) == value, sym.text()  # noqa: S307 - our own expression text
+    folded = sym.subs({k: Sym.num(v) for k, v in names.items()})
+    assert folded.literal and folded.args[0] == value, (sym.text(), folded)
+
+
+def test_a_conditional_reads_as_written():
+    from cnndsl.symbolic import binary, choice, compare, invert, logical
+
+    dilation, stride = Sym.name("dilation"), Sym.name("stride")
+    pick = choice(compare([">"], [dilation, Sym.num(1)]), Sym.num(1), stride)
+    assert pick.text() == "1 if dilation > 1 else stride"
+    assert binary("*", pick, Sym.num(2)).text() == "(1 if dilation > 1 else stride) * 2"
+    assert pick.subs({"dilation": Sym.num(2)}) == Sym.num(1) and pick.subs({"dilation": Sym.num(1)}) == stride
+    both = logical("and", [compare(["=="], [stride, Sym.num(1)]), invert(compare([">"], [dilation, Sym.num(1)]))])
+    assert both.text() == "stride == 1 and not dilation > 1"
+    assert choice(both, stride, stride) == stride  # branches that agree need no condition
