@@ -587,6 +587,9 @@ class TorchGenerator(VariantMerger):
                 return self._class_call(cls, [(p, self._expression(cls.instances[name][p], roots))
                                               for p in cls.params])
             if name in self.sequential:
+                loop = self._sequence_loop(scope)
+                if loop is not None:
+                    return Call("nn.Sequential", (loop,))
                 members = [(self._local(c), self._construct(c, name)) for c in scope.children]
                 if all(label == str(i) for i, (label, _) in enumerate(members)):
                     return Call("nn.Sequential", tuple(expr for _, expr in members))
@@ -644,27 +647,42 @@ class TorchGenerator(VariantMerger):
         out = {}
         roots = self._roots(scope.name)
         for prefix, start, members in self.runs.get(scope.name, []):
-            classes = {id(self.class_of.get(m)) for m in members}
-            cls = self.class_of.get(members[0])
-            if cls is None or len(classes) != 1:
-                continue
-            args = []
-            for p in cls.params:
-                values = [cls.instances[m][p] for m in members]
-                steps = [b - a for a, b in zip(values, values[1:])] if all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in values) else None
-                if all(v == values[0] and type(plain(v)) is type(plain(values[0])) for v in values):
-                    args.append((p, self._expression(values[0], roots), None))
-                elif steps is not None and len(set(steps)) == 1:
-                    args.append((p, self._expression(values[0], roots), self._expression(steps[0], roots)))
-                else:
-                    break
-            else:
-                length = self.net.scopes[members[0]].loop_length
-                count = self._expression(length, roots) if length == len(members) else len(members)
-                out[members[0]] = Loop(prefix, start, count, cls, tuple(args))
+            loop = self._loop_of(prefix, start, members, roots)
+            if loop is not None:
+                out[members[0]] = loop
                 out.update({m: None for m in members[1:]})
         return out
+
+    def _loop_of(self, prefix: str, start: int, members: list[str], roots: str) -> Loop | None:
+        """The Loop that builds a run's members, where they share one class and each constructor argument is the
+        same for all members or an integer growing by the same step."""
+        classes = {id(self.class_of.get(m)) for m in members}
+        cls = self.class_of.get(members[0])
+        if cls is None or len(classes) != 1:
+            return None
+        args = []
+        for p in cls.params:
+            values = [cls.instances[m][p] for m in members]
+            steps = [b - a for a, b in zip(values, values[1:])] if all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values) else None
+            if all(v == values[0] and type(plain(v)) is type(plain(values[0])) for v in values):
+                args.append((p, self._expression(values[0], roots), None))
+            elif steps is not None and len(set(steps)) == 1:
+                args.append((p, self._expression(values[0], roots), self._expression(steps[0], roots)))
+            else:
+                return None
+        length = self.net.scopes[members[0]].loop_length
+        count = self._expression(length, roots) if length == len(members) else len(members)
+        return Loop(prefix, start, count, cls, tuple(args))
+
+    def _sequence_loop(self, scope: Scope) -> Loop | None:
+        """The members of a Sequential that are one loop's run, named `prefix{i}` (ViT's `encoder_layer_0`, ...):
+        built by a loop, as torchvision's Encoder fills its OrderedDict."""
+        runs = self._runs(scope)
+        if len(runs) != 1 or not runs[0][0] or runs[0][2] != scope.children:
+            return None
+        prefix, start, members = runs[0]
+        return self._loop_of(prefix, start, members, self._roots(scope.name))
 
     def _init_items(self, scope: Scope) -> list:
         """_construct_all, with the runs that a loop builds as one Loop item (at the first member's path)."""
@@ -1039,6 +1057,9 @@ class TorchGenerator(VariantMerger):
             body = "".join(f"{pad}({string(k)}, {v}),\n" for k, v in inner)
             inner_pad = " " * (indent + 4)
             return "OrderedDict(\n" + inner_pad + "[\n" + body + inner_pad + "]\n" + " " * indent + ")"
+        if _looped_sequential(expr):
+            i, count, name, call = self._loop_parts(expr.args[0], (*path, "nn.Sequential", 0), slots, indent + 8)
+            return _fit(f"nn.Sequential(OrderedDict(({name}, {call}) for {i} in range({count})))", indent)
         if not isinstance(expr, Call):
             if slots is not None and path in slots:
                 return slots[path].expr
@@ -1077,6 +1098,8 @@ class TorchGenerator(VariantMerger):
             if not self._attr(local).startswith(f".{local}"):  # a number outside a Sequential, or a hyphen
                 head = f'{"self" + "".join(self._attr(p) for p in parents)}.add_module({string(local)}, '
                 lines.append(f"{head}{self._render_expr(expr, 8, slots, (path,), len(head) + 1)})")
+            elif _looped_sequential(expr):
+                lines += self._sequence_loop_lines(target, expr.args[0], path, slots, scope)
             else:
                 repeated = self._repeated(target, expr, path, slots, scope)
                 lines += repeated or [f"{target} = {self._render_expr(expr, 8, slots, (path,), len(target) + 3)}"]
@@ -1136,11 +1159,31 @@ class TorchGenerator(VariantMerger):
 
     def _loop_text(self, loop: Loop, path: str, slots: dict | None) -> str:
         """for i in range(n): self.add_module(f"prefix{i + 1}", Class(arg=first + i * step, ...))"""
+        i, count, name, call = self._loop_parts(loop, (path,), slots, 16)
+        line = _fit(f"self.add_module({name}, {call})", 12)
+        return f"for {i} in range({count}):\n" + " " * 12 + line
+
+    def _sequence_loop_lines(self, target: str, loop: Loop, path: str, slots: dict | None, scope: Scope) -> list[str]:
+        """layers = OrderedDict(); for i in range(num_layers): layers[f"encoder_layer_{i}"] = EncoderBlock(...);
+        self.layers = nn.Sequential(layers), as torchvision's Encoder."""
+        i, count, name, call = self._loop_parts(loop, (path, "nn.Sequential", 0), slots, 16)
+        taken = self._code_names(self._init_items(scope)) | set(scope.lets) | set(
+            self.class_of[scope.name].params if scope.name in self.class_of else self.arguments())
+        var = self._fresh("layers", taken)
+        return [f"{var} = OrderedDict()",
+                f"for {i} in range({count}):\n" + " " * 12 + _fit(f"{var}[{name}] = {call}", 12),
+                f"{target} = nn.Sequential({var})"]
+
+    def _loop_index(self, slots: dict | None) -> str:
         taken = set(re.findall(r"[A-Za-z_]\w*", " ".join(slot.expr for slot in (slots or {}).values())))
-        i = self._fresh("i", taken)
+        return self._fresh("i", taken)
+
+    def _loop_parts(self, loop: Loop, path: tuple, slots: dict | None, indent: int) -> tuple[str, str, str, str]:
+        """(index variable, count, the f-string of member i's name, member i's constructor call) of a Loop."""
+        i = self._loop_index(slots)
 
         def text(key, value):
-            where = (path, "loop", *key)
+            where = (*path, "loop", *key)
             return slots[where].expr if slots and where in slots else render(value)
 
         args = []
@@ -1152,9 +1195,8 @@ class TorchGenerator(VariantMerger):
                 value = term if value == "0" else f"{value} + {term}"
             args.append((p, Code(value)))
         name = f"{{{i} + {loop.start}}}" if loop.start else f"{{{i}}}"
-        call = self._render_expr(self._class_call(loop.cls, args), 16)
-        line = _fit(f'self.add_module(f"{loop.prefix}{name}", {call})', 12)
-        return f"for {i} in range({text(('count',), loop.count)}):\n" + " " * 12 + line
+        call = self._render_expr(self._class_call(loop.cls, args), indent)
+        return i, text(("count",), loop.count), f'f"{loop.prefix}{name}"', call
 
     def _class_call(self, cls: BlockClass, values: list[tuple[str, object]]) -> Call:
         """Class(a, b, c=...): the parameters without a default by position, the rest by name when not the
@@ -1325,6 +1367,12 @@ def _under_tests(lines: list[str], tests: list[str]) -> list[str]:
         current = test
         out.append(textwrap.indent(line, "    ") if test else line)
     return out
+
+
+def _looped_sequential(expr) -> bool:
+    """An nn.Sequential whose members one loop builds (TorchGenerator._sequence_loop)."""
+    return isinstance(expr, Call) and expr.callee == "nn.Sequential" and len(expr.args) == 1 \
+        and isinstance(expr.args[0], Loop)
 
 
 def _stable(callee: str) -> str:

@@ -124,7 +124,7 @@ def _by_block(rule: InitRule, block_classes: dict[str, str]) -> list[str] | None
     as torchvision's ResNet writes it: `for m in self.modules(): if isinstance(m, Bottleneck):
     nn.init.constant_(m.bn3.weight, 0)`. Only where every instance of each generated class has the same tensors
     selected, and there are several (else the names are listed: _by_name)."""
-    if rule.kinds or not block_classes:
+    if not block_classes:
         return None
     chosen: dict[str, dict[str, set[tuple[str, str]]]] = {}  # class -> instance -> {(layer inside, tensor)}
     for t in rule.targets:
@@ -156,10 +156,11 @@ def _by_block(rule: InitRule, block_classes: dict[str, str]) -> list[str] | None
 
 
 def _member(tensor: str) -> str:
-    """`m.bn3.weight`, or m.get_parameter("block.0.weight") where a name is not an attribute."""
+    """`m.bn3.weight`, `m.mlp[0].weight` (a position in an nn.Sequential), or m.get_parameter("...") where a name
+    is neither an attribute nor a position."""
     parts = tensor.split(".")
-    if all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
-        return f"{LOOP}.{tensor}"
+    if all((p.isidentifier() and not keyword.iskeyword(p)) or p.isdigit() for p in parts) and not parts[0].isdigit():
+        return LOOP + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
     return f"{LOOP}.get_parameter({string(tensor)})"
 
 

@@ -335,32 +335,39 @@ class Evaluator:
     def eval_ListLit(self, n: A.ListLit, env: Env) -> list:
         out: list = []
         guards: list = []
+        loops: list = []
         # the branches the list itself is in are its block's, not its members'
-        self.list_elems(n.elems, env, out, guards, len(self.frame.guards))
-        if any(guards):
+        self.list_elems(n.elems, env, out, guards, len(self.frame.guards), loops)
+        if any(guards) or any(loop is not None for loop in loops):
             out = GuardedList(out)
-            out.guards = guards
+            out.guards, out.loops = guards, loops
         return out
 
-    def list_elems(self, elems: list[A.Node], env: Env, out: list, guards: list, base: int) -> None:
+    def list_elems(self, elems: list[A.Node], env: Env, out: list, guards: list, base: int, loops: list,
+                   loop: int | None = None) -> None:
         for e in elems:
             if isinstance(e, A.ListFor):  # its loop variables live only inside the list
                 inner = Env(env)
-                for item in self.iterable(self.eval(e.iter, env), e.iter.span):
+                items = self.eval(e.iter, env)
+                self.loop_count += 1
+                run = self.loop_count  # the members it makes are one run (a loop in generated code)
+                self.loop_length[run] = getattr(items, "length", None)  # range(num_layers): traced
+                for item in self.iterable(items, e.iter.span):
                     self.step(e.span)
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
                         inner.vars[name] = value
                     with self.naming_iteration(e, item):
-                        self.list_elems(e.elems, inner, out, guards, base)
+                        self.list_elems(e.elems, inner, out, guards, base, loops, run)
             elif isinstance(e, A.ListIf):
                 taken = self.truth(self.eval(e.cond, env), e.cond.span)
                 if self.template_depth:  # a template's own `if`s are the template's, not the calling block's
-                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base)
+                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base, loops, loop)
                     continue
                 with self.guarded(e.cond, env, taken):
-                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base)
+                    self.list_elems(e.then if taken else e.orelse, env, out, guards, base, loops, loop)
             else:
                 out.append(self.eval(e, env))
+                loops.append(loop)
                 guards.append(tuple(self.frame.guards[base:]) if self.frame.kind == "block" else ())
                 if len(out) > limits.LIST_MAX:
                     raise CnnError(f"a list of more than {limits.LIST_MAX:,} elements", e.span)
@@ -703,12 +710,13 @@ class Evaluator:
         if isinstance(value, list):
             members = []
             guards = getattr(value, "guards", None) or [()] * len(value)
+            loops = getattr(value, "loops", None) or [None] * len(value)
             for i, v in enumerate(value):
                 if isinstance(v, Tensor):
                     raise CnnError(f"a list used as a layer sequence holds a tensor at position {i}", span)
                 member = self.as_layer(v, span)
-                if guards[i]:
-                    member = self.mark(dataclasses.replace(member, guard=guards[i]), member)
+                if guards[i] or loops[i] is not None:
+                    member = self.mark(dataclasses.replace(member, guard=guards[i], loop=loops[i]), member)
                 members.append(member)
             return self.mark(Layer(members, span=span), value)
         raise CnnError(f"expected a layer (an op, a block or a list of them), got {describe(value)}", span)
@@ -982,7 +990,7 @@ class Evaluator:
         value: Any = inputs[0] if len(inputs) == 1 else inputs
         if label is None:
             for m in members:
-                with self.member_guard(m):
+                with self.member_guard(m), self.member_loop(m):
                     value = self.apply(m, self.as_inputs(value, span), m.label, span)
             return value
         block, args, tag, call, defaults = made or (None, None, "", {}, {})
@@ -1000,7 +1008,7 @@ class Evaluator:
             outer.update({tag + k: Sym.of(v) for k, v in call.items()})
         try:
             for i, m in enumerate(members):
-                with self.member_guard(m):
+                with self.member_guard(m), self.member_loop(m):
                     value = self.apply(m, self.as_inputs(value, span), m.label if m.label is not None else str(i),
                                        span)
         finally:
@@ -1009,6 +1017,19 @@ class Evaluator:
         if made:
             value = self.localize_all(self.trace_results(value, outer, {}))
         return value
+
+    @contextlib.contextmanager
+    def member_loop(self, member: Layer):
+        """Apply a sequence member that a list's `for` made as that loop's: the scope it opens records the run
+        (Frame loop_of), as a `for` statement's do."""
+        if member.loop is None:
+            yield
+            return
+        self.loops.append((member.loop, self.frame))
+        try:
+            yield
+        finally:
+            self.loops.pop()
 
     @contextlib.contextmanager
     def member_guard(self, member: Layer):

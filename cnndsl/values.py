@@ -106,17 +106,20 @@ class Layer:
     label: str | None = None
     span: Span | None = None
     guard: tuple = ()  # as a member of a sequence: the branches of its block's `if`s that put it in the list
+    loop: int | None = None  # as a member of a sequence: the run of a list's `for` that put it there
 
     def with_label(self, label: str | None) -> Layer:
         return Layer(self.target, self.args, self.kwargs, label if label is not None else self.label, self.span,
-                     self.guard)
+                     self.guard, self.loop)
 
 
 class GuardedList(list):
-    """A list literal of a block's body with `if` members: `guards` holds, by position, the branches that put
-    each element there (Frame.guards), so that the members a sequence made from it keep them (Layer.guard)."""
+    """A list literal with `if` or `for` members: `guards` holds, by position, the branches of a block's body that
+    put each element there (Frame.guards), `loops` the run of the list's `for` that made it (None: no `for`), so
+    that the members a sequence made from it keep them (Layer.guard, Layer.loop)."""
 
     guards: list
+    loops: list
 
 
 class Env:

@@ -238,3 +238,22 @@ def test_a_chosen_number_is_chosen_in_the_class_as_in_the_file():
     x = torch.randn(2, 40, 14, 14)
     with torch.no_grad():
         assert ours(x).shape == (2, 40, 14, 14) and torch.equal(ours(x), theirs(x))
+
+
+def test_a_named_run_of_a_lists_for_is_built_by_a_loop_as_torchvisions_encoder():
+    # vit.cnn: `layers: [for i in range(num_layers) { encoder_layer_{i}: encoder_block(...) }]`; torchvision's
+    # Encoder fills an OrderedDict in a loop. The class takes num_layers, and the state_dict keys are unchanged
+    import types
+
+    torch = pytest.importorskip("torch")
+    text = source("vit_b_16")
+    assert list(classes(text)) == ["SelfAttention", "EncoderBlock", "Encoder", "VitB16"]
+    assert ("        layers = OrderedDict()\n        for i in range(num_layers):\n"
+            '            layers[f"encoder_layer_{i}"] = EncoderBlock(\n') in text
+    assert "encoder_layer_1" not in text
+    module = types.ModuleType("generated_vit_b_16")
+    exec(compile(text, "<cnndsl vit_b_16>", "exec"), module.__dict__)  # noqa: S102 - our own output
+    with torch.device("meta"):
+        encoder = module.Encoder(50, 64, 3, 4, 128)
+    assert [k for k in encoder.state_dict() if k.endswith("ln_1.weight")] == [
+        f"layers.encoder_layer_{i}.ln_1.weight" for i in range(3)]
