@@ -17,7 +17,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-from cnndsl.symbolic import Sym, binary, negate
+from cnndsl.symbolic import Sym, binary, fold, negate, plain
+from cnndsl.values import BUILTIN_FUNCTIONS
 
 from .pytorch_ops import Call, Code
 
@@ -322,17 +323,20 @@ class VariantMerger:
             return cands[0][1]
         return self._merged_tree(cands, v)
 
-    def _merged_tree(self, cands: list, v):
+    def _merged_tree(self, cands: list, v, per_axis: bool = False):
         """The variants' constructor trees as one: where they differ, a size that serves them all given what
         each knows (see _agreed), or `a if condition else b` where one of the block's conditions tells them
-        apart (ShuffleNet's `in_channels if stride > 1 else in_channels // 2`, as torchvision writes it)."""
+        apart (ShuffleNet's `in_channels if stride > 1 else in_channels // 2`, as torchvision writes it).
+        `per_axis`: the value is a conv's or pool's size per axis, where an int means that size on every axis."""
         from .pytorch import Named
 
         first = cands[0][1]
         if all(isinstance(t, Call) and t.callee == first.callee and len(t.args) == len(first.args)
                and [k for k, _ in t.kwargs] == [k for k, _ in first.kwargs] for _, t in cands):
             args = tuple(self._merged_tree([(r, t.args[i]) for r, t in cands], v) for i in range(len(first.args)))
-            kwargs = tuple((k, self._merged_tree([(r, dict(t.kwargs)[k]) for r, t in cands], v))
+            windowed = first.callee.startswith("nn.Conv") or "Pool" in first.callee
+            kwargs = tuple((k, self._merged_tree([(r, dict(t.kwargs)[k]) for r, t in cands], v,
+                                                 windowed and k in PER_AXIS))
                            for k, _ in first.kwargs)
             return Call(first.callee, args, kwargs, first.defaults)
         if all(isinstance(t, Named) and [k for k, _ in t.items] == [k for k, _ in first.items] for _, t in cands):
@@ -343,6 +347,12 @@ class VariantMerger:
         for _, chosen in cands:
             if all(_canonical(chosen, *self._facts(r)) == _canonical(e, *self._facts(r)) for r, e in cands):
                 return chosen
+        if per_axis:  # `(1, stride, stride)` is every variant's size, where one with stride 1 wrote `1`
+            for _, chosen in cands:
+                n = len(chosen) if isinstance(chosen, tuple) else 0
+                mine = [_axes(self._number(chosen, r), n) for r, _ in cands]
+                if n and None not in mine and mine == [_axes(self._number(e, r), n) for r, e in cands]:
+                    return chosen
         for key, condition in v.conditions.items():
             if any(key not in r.conditions for r, _ in cands):
                 continue  # a condition some variants never evaluated
@@ -358,6 +368,20 @@ class VariantMerger:
                 v.used.add(key)
                 return Code(f"{a} if {condition} else {b}")
         raise _NoMerge
+
+    def _number(self, tree, r):
+        """The number (or tuple of numbers) a constructor value is in variant r; None where it is not one."""
+        lets, _, _ = self._facts(r)
+        names = {k: Sym.num(plain(x)) for k, x in r.call.items()
+                 if isinstance(plain(x), (int, float)) and not isinstance(x, bool)}
+        if isinstance(tree, tuple):
+            parts = [self._number(x, r) for x in tree]
+            return None if any(p is None or isinstance(p, tuple) for p in parts) else tuple(parts)
+        sym = getattr(tree, "sym", None)
+        if sym is None:
+            return tree if isinstance(tree, int) and not isinstance(tree, bool) else None
+        value = fold(_expanded(sym, lets).subs(names), BUILTIN_FUNCTIONS)
+        return value.args[0] if value.literal and isinstance(value.args[0], int) else None
 
     def _flat(self, tree) -> str:
         return self._render_expr(tree, 0, None, ()) if not isinstance(tree, Code) else str(tree)
@@ -503,6 +527,16 @@ class VariantMerger:
     def _fit_line(text: str, indent: int) -> str:
         from .pytorch import _fit
         return _fit(text, indent)
+
+
+PER_AXIS = ("kernel_size", "stride", "padding", "dilation")  # a conv's and pool's sizes: an int for every axis
+
+
+def _axes(value, n: int):
+    """A per-axis size as a tuple of n (an int repeats); None where unknown."""
+    if value is None:
+        return None
+    return value if isinstance(value, tuple) else (value,) * n
 
 
 class _NoMerge(Exception):

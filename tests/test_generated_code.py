@@ -257,3 +257,12 @@ def test_a_named_run_of_a_lists_for_is_built_by_a_loop_as_torchvisions_encoder()
         encoder = module.Encoder(50, 64, 3, 4, 128)
     assert [k for k in encoder.state_dict() if k.endswith("ln_1.weight")] == [
         f"layers.encoder_layer_{i}.ln_1.weight" for i in range(3)]
+
+
+def test_a_per_axis_size_that_serves_every_variant_needs_no_condition():
+    # R(2+1)D's factored conv strides (1, stride, stride); in the blocks with stride 1 the emitter wrote `1`
+    # (the same on every axis), and the merged class once chose between them: `(1, stride, stride) if stride != 1
+    # or in_channels != planes else 1`. torchvision's Conv2Plus1D writes `stride=(1, stride, stride)`
+    text = source("r2plus1d_18")
+    assert "stride=(1, stride, stride)," in text and "stride=(stride, 1, 1)," in text
+    assert " else 1," not in text and " else stride," not in text
