@@ -147,7 +147,9 @@ class TorchGenerator(VariantMerger):
         # sequences a template block made that stand in a run: they get a class (an nn.Sequential subclass)
         self.looped = {m for runs in self.runs.values() for run in runs for m in run[2]
                        if self.net.scopes[m].kind == "sequence"}
+        self.fixed = set(net.fixed)  # network parameters the top class writes as numbers (see _free_counts)
         self._plan_classes()
+        self.fixed -= self._free_counts()
 
     # ------------------------------------------------------------ planning
 
@@ -277,6 +279,33 @@ class TorchGenerator(VariantMerger):
         class would then split them from the instances that their parents' classes count on sharing it."""
         cls = self.class_of.get(members[0].name)
         return cls is None or set(cls.instances) != {m.name for m in members}
+
+    def _free_counts(self) -> set[str]:
+        """The network parameters read only as loops' counts (Network.counted) where every loop they count is
+        written, in a block's class, as a loop over range(count): the class takes the count, so the top class can
+        pass it on from its own argument (ViT's num_layers, the Encoder's `for i in range(num_layers)`)."""
+        owners: dict[int, set[str]] = {}
+        for name, scope in self.net.scopes.items():
+            if name and scope.loop is not None:
+                owners.setdefault(scope.loop, set()).add(name.rsplit(".", 1)[0] if "." in name else "")
+        return {p for p, runs in self.net.counted.items()
+                if all(run in owners and all(self._written(run, o) for o in owners[run]) for run in runs)}
+
+    def _written(self, run: int, owner: str) -> bool:
+        """Is the run of members of scope `owner` that loop `run` made built, in a block's class, by a loop over
+        range(its traced count)?"""
+        roots = self._roots(owner)
+        if not roots or roots not in self.class_of:
+            return False
+        scope = self.net.scopes[owner]
+        with self._writing(roots):
+            if owner in self.sequential:
+                loop = self._sequence_loop(scope)
+            else:
+                loops = self._loops(scope)
+                loop = next((loops[m[0]] for _, _, m in self.runs.get(owner, [])
+                             if self.net.scopes[m[0]].loop == run and loops.get(m[0]) is not None), None)
+        return loop is not None and isinstance(loop.count, Expr)
 
     @contextlib.contextmanager
     def _writing(self, scope: str):
@@ -503,8 +532,8 @@ class TorchGenerator(VariantMerger):
             roots = self._roots(parent)
         if roots != self.home:
             return plain(value)
-        if roots == "" and self.net.fixed:  # parameters that shaped the network are literals in its code
-            sym = fold(sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.net.fixed & sym.names()}),
+        if roots == "" and self.fixed:  # parameters that shaped the network are literals in its code
+            sym = fold(sym.subs({p: Sym.of(plain(self.net.params[p])) for p in self.fixed & sym.names()}),
                        BUILTIN_FUNCTIONS)
         if roots and self.net.scopes[roots].tag:  # a template's scope: its names without the call's tag
             tag = self.net.scopes[roots].tag
@@ -665,9 +694,10 @@ class TorchGenerator(VariantMerger):
             values = [cls.instances[m][p] for m in members]
             steps = [b - a for a, b in zip(values, values[1:])] if all(
                 isinstance(v, int) and not isinstance(v, bool) for v in values) else None
-            if all(v == values[0] and type(plain(v)) is type(plain(values[0])) for v in values):
+            if all(v == values[0] and type(plain(v)) is type(plain(values[0])) and Sym.of(v) == Sym.of(values[0])
+                   for v in values):  # the same number computed the same way: a class built by hand needs that
                 args.append((p, self._expression(values[0], roots), None))
-            elif steps is not None and len(set(steps)) == 1:
+            elif steps is not None and len(set(steps)) == 1 and len({Sym.of(d) for d in steps}) == 1:
                 args.append((p, self._expression(values[0], roots), self._expression(steps[0], roots)))
             else:
                 return None
@@ -1191,8 +1221,10 @@ class TorchGenerator(VariantMerger):
             value = text((p, "first"), first)
             if step is not None:
                 step_text = text((p, "step"), step)
+                if not re.fullmatch(r"[\w.]+", step_text):
+                    step_text = f"({step_text})"  # i * (c - in_channels), not i * c - in_channels
                 term = i if step_text == "1" else f"{i} * {step_text}"
-                value = term if value == "0" else f"{value} + {term}"
+                value = term if value == "0" else f"{f'({value})' if ' if ' in value else value} + {term}"
             args.append((p, Code(value)))
         name = f"{{{i} + {loop.start}}}" if loop.start else f"{{{i}}}"
         call = self._render_expr(self._class_call(loop.cls, args), indent)

@@ -189,7 +189,7 @@ class Evaluator:
         try:
             items = self.eval(s.iter, env)
             self.loop_length[self.loop_count] = getattr(items, "length", None)  # range(num_layers): traced
-            for item in self.iterable(items, s.iter.span):
+            for item in self.iterable(items, s.iter.span, self.loop_count):
                 self.step(s.span)
                 for name, value in zip(s.targets, self.unpack(s.targets, item, s.span)):
                     env.vars[name] = value
@@ -352,7 +352,7 @@ class Evaluator:
                 self.loop_count += 1
                 run = self.loop_count  # the members it makes are one run (a loop in generated code)
                 self.loop_length[run] = getattr(items, "length", None)  # range(num_layers): traced
-                for item in self.iterable(items, e.iter.span):
+                for item in self.iterable(items, e.iter.span, run):
                     self.step(e.span)
                     for name, value in zip(e.targets, self.unpack(e.targets, item, e.span)):
                         inner.vars[name] = value
@@ -682,8 +682,8 @@ class Evaluator:
             raise CnnError(f"{describe(value)} is neither true nor false", span)
         return bool(value)
 
-    def iterable(self, value, span: Span) -> list:
-        self.observe(getattr(value, "length", None))  # a loop unrolled by its count
+    def iterable(self, value, span: Span, run: int | None = None) -> list:
+        self.observe(getattr(value, "length", None), run)  # a loop unrolled by its count
         if isinstance(value, list):
             return list(value)
         raise CnnError(f"can only loop over a list or range(), got {describe(value)}", span)
@@ -890,19 +890,28 @@ class Evaluator:
         frame = names_frame(self.frame)
         if sym is None or frame.parent is not None:
             return value
-        fixed = {k: Sym.num(self.param_values[k]) for k in sym.names() & frame.observed if k in self.param_values}
+        known = frame.observed | frame.counted.keys()
+        fixed = {k: Sym.num(self.param_values[k]) for k in sym.names() & known if k in self.param_values}
         if not fixed:
             return value
+        frame.observed |= fixed.keys()  # a count written as its number here can be no argument (Network.counted)
         return traced(plain(value), fold(sym.subs(fixed), BUILTIN_FUNCTIONS))
 
-    def observe(self, value) -> None:
+    def observe(self, value, run: int | None = None) -> None:
         """The program read a traced number for its value (a condition, a loop's count, a name): the numbers it
         came from shape the network, so generated code cannot take them as arguments. Recorded on the scope whose
-        names they are; `finalize` passes them up to the callers' arguments."""
+        names they are; `finalize` passes them up to the callers' arguments. The count of loop `run` is recorded
+        apart (Frame.counted): where generated code writes that loop as a loop, the count can be an argument."""
         if sym_of(value) is None:
             return
         sym = sym_of(self.localize(value))
-        names_frame(self.frame).observed |= sym.names() if sym is not None else set()
+        names = sym.names() if sym is not None else set()
+        frame = names_frame(self.frame)
+        if run is None:
+            frame.observed |= names
+            return
+        for name in names:
+            frame.counted.setdefault(name, set()).add(run)
 
     def frame_tag(self) -> str:
         """The tag of the template call whose scope is being built, "" inside a block's or the network's."""
@@ -1099,13 +1108,23 @@ class Evaluator:
             for name, v in frame.lets.items():
                 outer[name] = Sym.of(v).subs(outer)
             target = roots(frame.parent)
-            for name in frame.observed:
+
+            def outside(name: str) -> set[str]:
                 sym = outer.get(name[len(frame.tag):] if frame.tag and name.startswith(frame.tag) else name)
-                if sym is not None:
-                    target.observed |= sym.names()
+                return set(sym.names()) if sym is not None else set()
+
+            for name in frame.observed:
+                target.observed |= outside(name)
+            for name, runs in frame.counted.items():
+                for outer_name in outside(name):
+                    target.counted.setdefault(outer_name, set()).update(runs)
 
         visit(self.root)
         return set(self.root.observed)
+
+    def counted_parameters(self) -> dict[str, set[int]]:
+        """The network parameters read only as loops' counts (after fixed_parameters): name -> the loops."""
+        return {k: set(v) for k, v in self.root.counted.items() if k not in self.root.observed}
 
     def finalize(self) -> dict[str, Scope]:
         """Give every node and scope its final dotted name; drop scopes that made no node."""
@@ -1380,6 +1399,8 @@ def _elaborate(target: Target, settings, input_shapes, max_nodes) -> Network:
                        f"nothing (declare its main output with `output`, not `training output`)",
                        ev.output_spans[first])
     fixed = ev.fixed_parameters() & set(names)
+    counted = {k: v for k, v in ev.counted_parameters().items() if k in names}
+    fixed |= set(counted)  # until a backend shows it writes those loops as loops (Network.counted)
     scopes = ev.finalize()
     graph = nx.MultiDiGraph()
     for node in ev.nodes:
@@ -1395,7 +1416,7 @@ def _elaborate(target: Target, settings, input_shapes, max_nodes) -> Network:
         inputs={k: v.name for k, v in ev.inputs.items()}, outputs={k: v.name for k, v in ev.outputs.items()},
         training_outputs=list(ev.training_outputs),
         scopes=scopes, params=params, source=_shown_source(program.path), fixed=fixed,
-        init_switches={n for n in ev.init_switches if isinstance(params.get(n), bool)},
+        init_switches={n for n in ev.init_switches if isinstance(params.get(n), bool)}, counted=counted,
         doc=(target.preset.doc if target.preset and target.preset.doc else net.doc),
         overrides=[f"--set {name}={setting_text(env.vars[name])}" for name, _, _ in settings]
         + [f"--input {name}={ev.inputs[name].type}" for name, _, _ in input_shapes],

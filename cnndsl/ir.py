@@ -116,6 +116,9 @@ class Network:
     # the parameters whose values shaped the network (a stage's depth, a switch, a count), not only sizes that
     # generated code can compute: its constructor cannot take them (cnndsl.symbolic, Evaluator.observe)
     fixed: set = field(default_factory=set)
+    # of those, the ones read only as loops' counts: name -> the loops (Scope.loop numbers) they counted; where
+    # every one is written as a loop over range(count), generated code can take them as arguments
+    counted: dict = field(default_factory=dict)
     init: list = field(default_factory=list)  # InitRules, in order: the network's weight initialisation
     # boolean parameters read by conditions that choose only `init` rules: candidates for switches that generated
     # code takes as constructor arguments (cnndsl.init.switched decides)

@@ -56,6 +56,8 @@ class Frame:
     call: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)  # the block's parameters' literal defaults
     observed: set = field(default_factory=set)  # its traced names whose values the program read (Evaluator.observe)
+    # its traced names read only as a loop's count: name -> the loops (run numbers) they counted (Evaluator.observe)
+    counted: dict = field(default_factory=dict)
     guards: list = field(default_factory=list)  # the branches of its own body being run: (condition key, taken)
     conditions: dict = field(default_factory=dict)  # condition key -> (condition tree, taken), see Evaluator.guarded
     guard: tuple = ()  # the branches of its parent's body it was made in

@@ -98,6 +98,8 @@ def test_fixed_parameters_are_not_arguments_and_the_header_says_so():
     ("resnet18", "num_classes", 10, (2, 3, 64, 64)),
     ("densenet121", "growth_rate", 12, (2, 3, 64, 64)),
     ("mobilenet_v2", "num_classes", 7, (2, 3, 64, 64)),
+    # a count that only a loop in a block's class reads (the Encoder's range(num_layers)) is an argument too
+    ("vit_b_16", "num_layers", 2, (1, 3, 224, 224)),
 ])
 def test_outputs_equal_with_equal_weights(name, argument, value, shape):
     cls, _ = module_class(cnndsl.load(name))
@@ -169,3 +171,65 @@ def test_a_switch_that_changes_layers_stays_fixed():
     # compiler can follow it
     net = cnndsl.load("inception_v3")
     assert "aux_logits" in net.init_switches and "aux_logits" not in TorchGenerator(net).arguments()
+
+
+COUNTED = """block unit(x) {
+    return x -> conv: conv(x.channels, 3, pad=1) -> relu
+}
+block stack(x, n) {
+    return x -> layers: [for i in range(n) { unit_{i}: unit }]
+}
+network counted(depth=3) {
+    input x: 3x8x8
+    y = x -> body: stack(depth)%s
+    output y = y -> flatten
+}
+"""
+
+
+@pytest.mark.parametrize("extra, free", [
+    ("", True),  # read only as the count of a loop the class writes as a loop
+    (" -> conv(depth * 2, 1)", True),  # and as a size, which code computes
+    ("\n    if depth > 2 {\n        y = y -> relu\n    }", False),  # and by a condition: it shapes the network
+])
+def test_a_count_is_an_argument_where_only_a_loop_in_a_class_reads_it(tmp_path, extra, free):
+    def load(**settings):
+        path = tmp_path / "counted.cnn"
+        path.write_text(COUNTED % extra)
+        return cnndsl.load(str(path), **settings)
+
+    net = load()
+    assert ("depth" in TorchGenerator(net).arguments()) == free
+    cls, source = module_class(net)
+    assert "for i in range(n):" in source  # the class's loop, either way
+    if not free:
+        with pytest.raises(TypeError):  # the count has another reader: fixed, and the constructor says so
+            cls(depth=5)
+        return
+    reference, _ = module_class(load(depth=5))
+    with torch.device("meta"):
+        assert shapes(cls(depth=5)) == shapes(reference()) and len(shapes(reference())) == 5 * 2 + 2 * bool(extra)
+
+
+def test_a_loop_repeats_an_argument_only_where_every_member_computes_it_the_same_way(tmp_path):
+    # unit_0 takes the stack's input channels, the others its width c: equal numbers in this network (8), but a
+    # loop writing `Unit(in_channels, c)` for all, or `Unit(in_channels + i * (c - in_channels), c)` (a step of
+    # 0 here), would break a Stack built by hand with another input width
+    path = tmp_path / "widths.cnn"
+    path.write_text("""block unit(x, c) {
+    return x -> conv: conv(c, 3, pad=1) -> relu
+}
+block stack(x, n, c) {
+    return x -> layers: [for i in range(n) { unit_{i}: unit(c) }]
+}
+network widths() {
+    input x: 3x8x8
+    output y = x -> conv(8, 1) -> body: stack(3, 8) -> flatten
+}
+""")
+    net = cnndsl.load(str(path))
+    cls, source = module_class(net)
+    assert '("unit_0", Unit(in_channels, c)),' in source and '("unit_1", Unit(c, c)),' in source
+    stack = cls.__init__.__globals__["Stack"](3, 8)  # by hand: 3 input channels, width 8
+    with torch.no_grad():
+        assert stack(torch.randn(1, 3, 8, 8)).shape == (1, 8, 8, 8)
