@@ -564,6 +564,9 @@ class TorchGenerator(VariantMerger):
             values = [self._symbolic(v, roots) for v in tree]
             if isinstance(tree, tuple) and type(tree) is not tuple:  # Options and other tuple types keep theirs
                 return tree
+            whole = _whole_list(values)
+            if whole is not None:
+                return whole
             return values if isinstance(tree, list) else tuple(values)
         if isinstance(tree, Named):
             return Named(tuple((k, self._symbolic(v, roots)) for k, v in tree.items))
@@ -1399,6 +1402,16 @@ def _under_tests(lines: list[str], tests: list[str]) -> list[str]:
         current = test
         out.append(textwrap.indent(line, "    ") if test else line)
     return out
+
+
+def _whole_list(values: list):
+    """`kernel` for (kernel[0], kernel[1]): every element of a list parameter, in order (else None)."""
+    syms = [getattr(v, "sym", None) for v in values]
+    if not syms or any(s is None or s.op != "item" for s in syms):
+        return None
+    if len({s.args[0] for s in syms}) != 1 or [s.args[1] for s in syms] != list(range(len(syms))):
+        return None
+    return Expr.of(syms[0].args[0].text(), syms[0].args[0])
 
 
 def _looped_sequential(expr) -> bool:

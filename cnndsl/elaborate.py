@@ -975,6 +975,11 @@ class Evaluator:
                 call[p.name] = value
                 outer[p.name] = Sym.of(value)
                 local.vars[p.name] = traced(plain(value), Sym.name(p.name))
+            elif _numbers(value) and is_tracing():  # a kernel [1, 7]: its elements are `kernel[0]`, `kernel[1]`
+                value = [localize(v) for v in value]
+                call[p.name] = value
+                outer[p.name] = Sym.of(value)
+                local.vars[p.name] = [traced(plain(v), Sym.item(p.name, k)) for k, v in enumerate(value)]
             else:
                 call[p.name] = value
         return call, outer
@@ -1178,6 +1183,12 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
             sizes[name] = shape[axis]
             shape[axis] = traced(plain(shape[axis]), Sym.name(tag + name))
     return Tensor(t.node, t.type.with_shape(shape))
+
+
+def _numbers(value) -> bool:
+    """A non-empty list of numbers (not booleans)."""
+    return isinstance(value, list) and bool(value) and all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) for v in value)
 
 
 def _condition_sym(cond) -> Sym | None:

@@ -62,9 +62,18 @@ class Sym:
 
     @staticmethod
     def of(value) -> Sym:
-        """The sym of a traced number, else the number as a literal."""
+        """The sym of a traced number, else the number as a literal (a list of numbers: a "list" of them)."""
         sym = getattr(value, "sym", None)
-        return sym if sym is not None else Sym.num(plain(value))
+        if sym is not None:
+            return sym
+        if isinstance(value, list) and value and all(_number(v) for v in value):
+            return Sym("list", tuple(Sym.of(v) for v in value))
+        return Sym.num(plain(value))
+
+    @staticmethod
+    def item(name: str, index: int) -> Sym:
+        """Element `index` of the list parameter `name` (`kernel[0]`)."""
+        return Sym("item", (Sym.name(name), index))
 
     @property
     def literal(self) -> bool:
@@ -96,7 +105,7 @@ class Sym:
         if self.op == "num":
             value = self.args[0]
             return PRECEDENCE["neg"] if isinstance(value, (int, float)) and value < 0 else PRECEDENCE["atom"]
-        if self.op in ("name", "call"):
+        if self.op in ("name", "call", "item", "list"):
             return PRECEDENCE["atom"]
         return PRECEDENCE[self.op]
 
@@ -117,6 +126,10 @@ class Sym:
             return f"-{body}" if inner.precedence > PRECEDENCE["neg"] else f"-({body})"
         if self.op in _LOGIC:
             return self._logic_text(number, functions)
+        if self.op == "item":
+            return f"{self.args[0].text(number, functions)}[{self.args[1]}]"
+        if self.op == "list":
+            return f"[{', '.join(a.text(number, functions) for a in self.args)}]"
         left, right = self.args
         mine = PRECEDENCE[self.op]
         # left-associative, except ** (right-associative, and it binds tighter than a unary minus on its left)
@@ -167,6 +180,10 @@ def make(op: str, args: tuple) -> Sym:
         return logical(op, list(args))
     if op == "not":
         return invert(args[0])
+    if op == "item" and args[0].op == "list" and 0 <= args[1] < len(args[0].args):
+        return args[0].args[args[1]]  # an element of a list the caller wrote out
+    if op == "item" and args[0].literal and isinstance(args[0].args[0], (list, tuple)):
+        return Sym.num(args[0].args[0][args[1]])
     return Sym(op, tuple(args))
 
 
@@ -330,8 +347,10 @@ def _int_like(sym: Sym) -> bool:
         return sym.args[0] in ("int", "make_divisible", "round", "floor", "ceil", "len")
     if sym.op == "if":
         return sym.args[1].int_like and sym.args[2].int_like
-    if sym.op in _LOGIC:
+    if sym.op in (*_LOGIC, "list"):
         return False
+    if sym.op == "item":
+        return True
     return all(a.int_like for a in sym.args if isinstance(a, Sym))
 
 
@@ -469,6 +488,10 @@ def plain(value):
     if isinstance(shape, tuple) and hasattr(value, "with_shape"):  # a TensorType
         return value.with_shape(plain(shape)) if any(isinstance(d, _Traced) for d in shape) else value
     return value
+
+
+def _number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
 
 
 def _has_trace(value) -> bool:

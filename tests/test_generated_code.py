@@ -266,3 +266,15 @@ def test_a_per_axis_size_that_serves_every_variant_needs_no_condition():
     text = source("r2plus1d_18")
     assert "stride=(1, stride, stride)," in text and "stride=(stride, 1, 1)," in text
     assert " else 1," not in text and " else stride," not in text
+
+
+def test_a_list_parameter_is_passed_whole_as_torchvisions_basic_conv2d_takes_kernel_size():
+    # inception_v3.cnn's basic_conv takes `kernel` and `pad` as numbers or lists ([1, 7]); its conv's sizes are
+    # the parameters themselves, so one class serves both (torchvision's BasicConv2d(**kwargs)), where the
+    # 1x7 and 7x1 convs once made a second class with slots named after their places
+    text = source("inception_v3")
+    assert "class BasicConvWith" not in text
+    assert "kernel_size=kernel," in text and "padding=pad," in text
+    assert "self.branch7x7_2 = BasicConv(c7, c7, [1, 7], pad=[0, 3])" in text
+    # DeepLabV3's ASPP takes its rates as a list, as torchvision's ASPP(in_channels, atrous_rates)
+    assert "padding=rates[0], dilation=rates[0]" in source("deeplabv3_resnet50")

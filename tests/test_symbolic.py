@@ -122,3 +122,14 @@ def test_a_conditional_reads_as_written():
     both = logical("and", [compare(["=="], [stride, Sym.num(1)]), invert(compare([">"], [dilation, Sym.num(1)]))])
     assert both.text() == "stride == 1 and not dilation > 1"
     assert choice(both, stride, stride) == stride  # branches that agree need no condition
+
+
+def test_a_list_parameters_elements_read_and_substitute_as_written():
+    from cnndsl.symbolic import binary
+
+    second = Sym.item("kernel", 1)
+    assert second.text() == "kernel[1]" and second.names() == {"kernel"}
+    assert binary("//", second, Sym.num(2)).text() == "kernel[1] // 2"
+    # the caller's list, its elements traced or not: the element itself
+    assert second.subs({"kernel": Sym.of([1, 7])}) == Sym.num(7)
+    assert second.subs({"kernel": Sym("list", (Sym.num(1), Sym.name("k")))}) == Sym.name("k")
