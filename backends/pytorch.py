@@ -300,12 +300,19 @@ class TorchGenerator(VariantMerger):
         scope = self.net.scopes[owner]
         with self._writing(roots):
             if owner in self.sequential:
-                loop = self._sequence_loop(scope)
+                loop, members = self._sequence_loop(scope), scope.children
             else:
                 loops = self._loops(scope)
-                loop = next((loops[m[0]] for _, _, m in self.runs.get(owner, [])
-                             if self.net.scopes[m[0]].loop == run and loops.get(m[0]) is not None), None)
-        return loop is not None and isinstance(loop.count, Expr)
+                loop, members = next(((loops[m[0]], m) for _, _, m in self.runs.get(owner, [])
+                                      if self.net.scopes[m[0]].loop == run and loops.get(m[0]) is not None),
+                                     (None, []))
+        if loop is None or not isinstance(loop.count, Expr) or any(step is not None for _, _, step in loop.args):
+            return False
+        # members alike, each keeping its input's shape: how many there are changes nothing after them (a dense
+        # block's growing width would: its concatenation's size is a sum the count does not appear in)
+        first, last = self.net.scopes[members[0]], self.net.scopes[members[-1]]
+        return len(first.inputs) == len(last.outputs) == 1 and \
+            self.net.type_of(first.inputs[0][1]) == self.net.type_of(last.outputs[0])
 
     @contextlib.contextmanager
     def _writing(self, scope: str):

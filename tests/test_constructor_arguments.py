@@ -43,6 +43,10 @@ def alternatives(value) -> list:
         return [v for v in (value * 2, value // 2, value + 1) if v > 0 and v != value][:2]
     if isinstance(value, float):
         return [v for v in (value / 2, value * 1.5) if v != value][:2] if value else [0.1, 0.25]
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        # a list of sizes (ConvNeXt's widths, Swin's heads): each element twice and half, then the first alone
+        changed = [[v * 2 for v in value], [max(1, v // 2) for v in value], [value[0] + 1, *value[1:]]]
+        return [c for c in changed if c != value][:2]
     return []
 
 
@@ -233,3 +237,32 @@ network widths() {
     stack = cls.__init__.__globals__["Stack"](3, 8)  # by hand: 3 input channels, width 8
     with torch.no_grad():
         assert stack(torch.randn(1, 3, 8, 8)).shape == (1, 8, 8, 8)
+
+
+def test_a_count_whose_loop_grows_a_size_stays_fixed(tmp_path):
+    # a dense block's loop is written as a loop, but each layer widens the concatenation: the width after it is a
+    # sum the count does not appear in (4 + 2 + 2 + 2), so a count given at run time would build a conv for the
+    # wrong width. Only loops whose members are alike and keep their input's shape free their count
+    path = tmp_path / "grow.cnn"
+    path.write_text("""block unit(x, k) {
+    return x -> conv: conv(k, 3, pad=1)
+}
+block grow(x, n, k) {
+    features = [x]
+    for i in range(n) {
+        new = concat(features) -> layer{i}: unit(k)
+        features = features + [new]
+    }
+    return concat(features)
+}
+network dense(depth=3) {
+    input x: 4x8x8
+    output y = x -> body: grow(depth, 2) -> conv(5, 1)
+}
+""")
+    net = cnndsl.load(str(path))
+    cls, source = module_class(net)
+    assert "for i in range(n):" in source  # the class loops
+    assert "depth" not in TorchGenerator(net).arguments()
+    with pytest.raises(TypeError):
+        cls(depth=5)
