@@ -1214,13 +1214,9 @@ class TorchGenerator(VariantMerger):
                 f"for {i} in range({count}):\n" + " " * 12 + _fit(f"{var}[{name}] = {call}", 12),
                 f"{target} = nn.Sequential({var})"]
 
-    def _loop_index(self, slots: dict | None) -> str:
-        taken = set(re.findall(r"[A-Za-z_]\w*", " ".join(slot.expr for slot in (slots or {}).values())))
-        return self._fresh("i", taken)
-
     def _loop_parts(self, loop: Loop, path: tuple, slots: dict | None, indent: int) -> tuple[str, str, str, str]:
         """(index variable, count, the f-string of member i's name, member i's constructor call) of a Loop."""
-        i = self._loop_index(slots)
+        i = self._fresh("i", set(re.findall(r"[A-Za-z_]\w*", " ".join(slot.expr for slot in (slots or {}).values()))))
 
         def text(key, value):
             where = (*path, "loop", *key)
@@ -1416,7 +1412,8 @@ def _whole_list(values: list):
     syms = [getattr(v, "sym", None) for v in values]
     if not syms or any(s is None or s.op != "item" for s in syms):
         return None
-    if len({s.args[0] for s in syms}) != 1 or [s.args[1] for s in syms] != list(range(len(syms))):
+    if len({s.args[0] for s in syms}) != 1 or [s.args[1] for s in syms] != list(range(len(syms))) \
+            or syms[0].args[2] != len(syms):  # kernel[0], kernel[1] of a longer list are not the list
         return None
     return Expr.of(syms[0].args[0].text(), syms[0].args[0])
 

@@ -1,7 +1,7 @@
 """PyTorch emission of a network's weight initialisation (its `init` rules, Network.init; see cnndsl/init.py).
 
-`init_lines(net)` gives the statements that end the top module's __init__, written the way torchvision's
-model files write them:
+`init_lines(net, block_classes, rules)` gives the statements that end the top module's __init__, written the
+way torchvision's model files write them:
 
     for m in self.modules():
         if isinstance(m, nn.Conv2d):
@@ -14,8 +14,11 @@ model files write them:
 A rule that selects op kinds over the whole network becomes an `isinstance` branch when the module classes
 of the layers it selects (from the emitter table: each op's constructor, and the inner layers a composite's
 module holds, TorchOp.layers) hold no other layer of the model; consecutive such rules on disjoint classes
-share one loop, so later rules still override earlier ones. Any other rule sets the tensors it resolved to,
-by name. Either way the generated module sets exactly the tensors the IR's rules name, in the rules' order.
+share one loop, so later rules still override earlier ones. A rule that selects the same layers in every
+instance of a generated class (`init bn3 in bottleneck`) becomes an `isinstance(m, Bottleneck)` branch on them
+(`m.bn3.weight`). Any other rule sets the tensors it resolved to, by name. Rules that a boolean network parameter
+switches on or off, and nothing else (cnndsl.init.switched), stand under `if zero_init_residual:`. Either way the
+generated module sets exactly the tensors the IR's rules name, in the rules' order.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import itertools
 import keyword
 from pathlib import Path
 
-from cnndsl.init import FANS, SCHEMES, Formula, layers, switched
+from cnndsl.init import FANS, SCHEMES, Formula, layers
 from cnndsl.ir import InitRule, Network
 
 from .pysource import string
@@ -69,17 +72,16 @@ def layer_classes(net: Network) -> dict[str, str | None]:
     return out
 
 
-def init_lines(net: Network, block_classes: dict[str, str] | None = None, rules: list | None = None) -> list[str]:
+def init_lines(net: Network, block_classes: dict[str, str], rules: list) -> list[str]:
     """The statements that end the top module's __init__ (no indentation; [] without `init` rules).
     `block_classes`: the generated class of each block instance (scope name -> class), for rules that select
     a layer in every instance of a block (`for m in self.modules(): if isinstance(m, Bottleneck): ...`);
-    `rules`: cnndsl.init.switched(net), where the caller has it."""
-    rules = switched(net) if rules is None else rules
+    `rules`: cnndsl.init.switched(net), each rule with the switch it stands under."""
     if not any(rule.targets for rule, _ in rules):
         return []
     lines = [f"# weight initialisation: the `init` rules of {net.source}"]
     for when, group in itertools.groupby(rules, key=lambda pair: pair[1]):
-        body = _rule_lines([rule for rule, _ in group], net, block_classes or {})
+        body = _rule_lines([rule for rule, _ in group], net, block_classes)
         if when is None:
             lines += body
         elif body:  # a switch the constructor takes (cnndsl.init.switched), as torchvision's zero_init_residual
@@ -120,7 +122,7 @@ def _rule_lines(rules: list[InitRule], net: Network, block_classes: dict[str, st
 
 
 def _by_block(rule: InitRule, block_classes: dict[str, str]) -> list[str] | None:
-    """A rule that selects layers by name inside instances of blocks (`init bn3 in bottleneck, bn2 in basic`),
+    """A rule that selects layers by name inside instances of blocks (`init bn3 in bottleneck, bn2 in basic_block`),
     as torchvision's ResNet writes it: `for m in self.modules(): if isinstance(m, Bottleneck):
     nn.init.constant_(m.bn3.weight, 0)`. Only where every instance of each generated class has the same tensors
     selected, and there are several (else the names are listed: _by_name)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-from cnndsl.symbolic import Sym, binary, fold, negate, plain
+from cnndsl.symbolic import Sym, fold, plain
 from cnndsl.values import BUILTIN_FUNCTIONS
 
 from .pytorch_ops import Call, Code
@@ -230,6 +230,9 @@ class VariantMerger:
             v.tests[guard] = (f"self.{flag}", flag)
             lines.append(f"self.{flag} = {v.condition(key, taken)}")
         lets = self._lets(reps[0], used | v.names())
+        for r in reps[1:]:  # a local the code names is computed alike in every variant, or they stay apart
+            if not set(self._lets(r, used | v.names())) <= set(lets):
+                raise _NoMerge
         return [f"{name} = {text}" for name, text in lets] + lines
 
     def _guarded_members(self, r, path: str, expr) -> list | None:
@@ -586,7 +589,9 @@ def _integral(sym: Sym, ints: frozenset) -> bool:
         return sym.args[0] in ("int", "round", "floor", "ceil", "make_divisible", "len")
     if sym.op in ("+", "-", "*", "//", "%", "neg"):
         return all(_integral(a, ints) for a in sym.args)
-    return False
+    if sym.op == "if":
+        return _integral(sym.args[1], ints) and _integral(sym.args[2], ints)
+    return sym.op == "item"  # an element of a list of sizes
 
 
 def _simplified(sym: Sym, ints: frozenset) -> Sym:
@@ -596,11 +601,9 @@ def _simplified(sym: Sym, ints: frozenset) -> Sym:
         if sym.args[0] in ("int", "round") and len(args) == 1 and _integral(args[0], ints):
             return args[0]
         return Sym("call", (sym.args[0], *args))
-    if sym.op == "neg":
-        return negate(_simplified(sym.args[0], ints))
     if sym.op in ("name", "num"):
         return sym
-    return binary(sym.op, _simplified(sym.args[0], ints), _simplified(sym.args[1], ints))
+    return sym.rebuild(lambda a: _simplified(a, ints))
 
 
 def _canonical(tree, lets: dict, equal: list, ints: frozenset):

@@ -50,8 +50,8 @@ SNIPPETS = ["0", "1", "-1", "3", "2.5", "1e9", "10 ** 9", "none", "true", "false
             "adaptive_avgpool(10 ** 8)", "avgpool(2 ** 30)", "upsample(size=[10 ** 6, 10 ** 6])",
             'upsample(scale=99991, mode="bilinear")', "conv_transpose(4, 10 ** 5, stride=99991)",
             "conv(8, 3, dilation=2 ** 30)", "linear(10 ** 12)", "pixel_shuffle(2 ** 20)"]
-SET_VALUES = ["1", "0", "-3", "[2, 2]", "[1, 1, 1, 1]", "[]", "basic", "bottleneck", "relu", '"x"', "3x8x8", "1 +",
-              "((", "none", "1e999", "10 ** 10", "2 ** 63", "[", "=", "0.5", "1e-9", "[0.5, 2]", "range(5)",
+SET_VALUES = ["1", "0", "-3", "[2, 2]", "[1, 1, 1, 1]", "[]", "basic_block", "bottleneck", "relu", '"x"', "3x8x8",
+              "1 +", "((", "none", "1e999", "10 ** 10", "2 ** 63", "[", "=", "0.5", "1e-9", "[0.5, 2]", "range(5)",
               "[3] * 100", '"\\u2028"', "true"]
 INPUT_VALUES = ["3x224x224", "3x32x32", "3x1x1", "1x1", "3x224", "224", "tokens 3x3", "3x0x0", "3x99999x99999",
                 "3 x 32 x 32", "(3, 32, 32)", "[3, 64, 64]", "2 ** 31", "3x65536x65536", "-1", "x", ""]

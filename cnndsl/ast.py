@@ -15,17 +15,21 @@ class Node:
     span: Span
 
 
-def names_in(node) -> Iterator[str]:
-    """Every name an AST subtree (or a list of them) mentions: reads, calls, interpolated labels."""
+def walk(node) -> Iterator[Node]:
+    """Every node of an AST subtree (or a list of them)."""
     stack = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Name):
-            yield n.id
-        elif isinstance(n, list):
+        if isinstance(n, list):
             stack.extend(n)
         elif isinstance(n, Node):
+            yield n
             stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name != "span")
+
+
+def names_in(node) -> Iterator[str]:
+    """Every name an AST subtree (or a list of them) mentions: reads, calls, interpolated labels."""
+    return (n.id for n in walk(node) if isinstance(n, Name))
 
 
 # ---------------------------------------------------------------- expressions

@@ -26,8 +26,8 @@ from .loader import BUNDLED_PREFIX, Target
 from .names import MODULE_ATTRIBUTES
 from .ops import OpCall, OpError, OpSpec, all_names, lookup
 from .ops.spec import ANY_LAYOUT
-from .symbolic import (Sym, call as traced_call, choice, compare, fold, invert, is_tracing, logical, plain, sym_of,
-                       traced, traced_range, tracing)
+from .symbolic import (COMPARISONS, Sym, call as traced_call, choice, compare, fold, invert, is_tracing, logical,
+                       numbers, plain, sym_of, traced, traced_range, tracing)
 from .syntax import parse_expression
 from .types import AXIS_NAMES, TensorType
 from .values import (BUILTIN_FUNCTIONS, BUILTINS, MAX_LIST, BlockClosure, Builtin, BuiltinError, Env, Frame,
@@ -588,9 +588,7 @@ class Evaluator:
                 raise CnnError(f"cannot compare {describe(a)} and {describe(b)} (compare their shapes: "
                                f"x.channels, x.shape)", n.span)
             try:
-                ok = {"==": a == b, "!=": a != b}.get(op)
-                if ok is None:
-                    ok = {"<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[op]()
+                ok = COMPARISONS[op](a, b)
             except TypeError:
                 raise CnnError(f"cannot order {describe(a)} and {describe(b)}", n.span) from None
             if not ok:
@@ -622,7 +620,7 @@ class Evaluator:
                 or not isinstance(value, (int, float)):
             return value
         other = n.orelse if taken else n.then
-        if not _pure(other, env):
+        if not _pure(other, env) or _decides(other):
             return value
         cond = _condition_sym(self.condition(n.cond, env))
         if cond is None or cond.literal:
@@ -975,11 +973,14 @@ class Evaluator:
                 call[p.name] = value
                 outer[p.name] = Sym.of(value)
                 local.vars[p.name] = traced(plain(value), Sym.name(p.name))
-            elif _numbers(value) and is_tracing():  # a kernel [1, 7]: its elements are `kernel[0]`, `kernel[1]`
+            elif isinstance(value, bool):  # a switch: a choice over it is the caller's branch (traced_choice)
+                call[p.name] = value
+                outer[p.name] = Sym.num(value)
+            elif numbers(value) and is_tracing():  # a kernel [1, 7]: its elements are `kernel[0]`, `kernel[1]`
                 value = [localize(v) for v in value]
                 call[p.name] = value
                 outer[p.name] = Sym.of(value)
-                local.vars[p.name] = [traced(plain(v), Sym.item(p.name, k)) for k, v in enumerate(value)]
+                local.vars[p.name] = [traced(plain(v), Sym.item(p.name, k, len(value))) for k, v in enumerate(value)]
             else:
                 call[p.name] = value
         return call, outer
@@ -1185,10 +1186,10 @@ def retrace(t: Tensor, prefix: str, tag: str, sizes: dict) -> Tensor:
     return Tensor(t.node, t.type.with_shape(shape))
 
 
-def _numbers(value) -> bool:
-    """A non-empty list of numbers (not booleans)."""
-    return isinstance(value, list) and bool(value) and all(
-        not isinstance(v, bool) and isinstance(v, (int, float)) for v in value)
+def _decides(n: A.Node) -> bool:
+    """Does evaluating the expression read a value for what it is (a condition, an index)? The branch a ternary
+    did not take is evaluated only where it does not: a read would fix what it read (Evaluator.observe)."""
+    return any(isinstance(node, (A.Ternary, A.BoolOp, A.Compare, A.Not, A.Index)) for node in A.walk(n))
 
 
 def _condition_sym(cond) -> Sym | None:

@@ -21,7 +21,7 @@ _NO_NAMES: frozenset = frozenset()
 # Python's binding strength: a higher number binds tighter
 PRECEDENCE = {"if": 0, "or": 1, "and": 2, "not": 3, "cmp": 5, "+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20,
               "neg": 30, "**": 40, "atom": 50}
-_COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
             ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 _APPLY = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
@@ -32,7 +32,8 @@ _APPLY = {
 @dataclass(frozen=True)
 class Sym:
     """op "name" (args: (id,)), "num" (args: (value,)), a binary operator (args: (left, right)), "neg"
-    (args: (x,)), "call" (args: (function name, *arguments)), or a block's conditional number `a if c else b`:
+    (args: (x,)), "call" (args: (function name, *arguments)), "list" (args: the elements), "item" (args: (the
+    list, index, the list's length)), or a block's conditional number `a if c else b`:
     "if" (args: (condition, a, b)) over conditions "cmp" (args: (operators, *operands)), "and", "or" (args: the
     parts) and "not" (args: (x,))."""
 
@@ -66,14 +67,15 @@ class Sym:
         sym = getattr(value, "sym", None)
         if sym is not None:
             return sym
-        if isinstance(value, list) and value and all(_number(v) for v in value):
+        if numbers(value):
             return Sym("list", tuple(Sym.of(v) for v in value))
-        return Sym.num(plain(value))
+        value = plain(value)
+        return Sym.num(tuple(value) if isinstance(value, list) else value)  # hashable, as every Sym
 
     @staticmethod
-    def item(name: str, index: int) -> Sym:
-        """Element `index` of the list parameter `name` (`kernel[0]`)."""
-        return Sym("item", (Sym.name(name), index))
+    def item(name: str, index: int, length: int) -> Sym:
+        """Element `index` of the list parameter `name` (`kernel[0]`), a list of `length` elements."""
+        return Sym("item", (Sym.name(name), index, length))
 
     @property
     def literal(self) -> bool:
@@ -88,7 +90,11 @@ class Sym:
             return mapping.get(self.args[0], self)
         if self.op == "num":
             return self
-        return make(self.op, tuple(a.subs(mapping) if isinstance(a, Sym) else a for a in self.args))
+        return self.rebuild(lambda a: a.subs(mapping))
+
+    def rebuild(self, part) -> Sym:
+        """The expression with `part` applied to each sub-expression, simplified as it is built (make)."""
+        return make(self.op, tuple(part(a) if isinstance(a, Sym) else a for a in self.args))
 
     def replace(self, table: dict[Sym, Sym]) -> Sym:
         """The expression with whole sub-expressions replaced (a long one by the variable that holds it)."""
@@ -191,7 +197,7 @@ def choice(cond: Sym, a: Sym, b: Sym) -> Sym:
     """`a if cond else b`: the branch itself where the condition is known or the branches agree."""
     if cond.literal:
         return a if cond.args[0] else b
-    if a == b:
+    if a == b and a.text() == b.text():  # 1 and 1.0 are equal Syms, but not the same number to write
         return a
     return Sym("if", (cond, a, b))
 
@@ -200,7 +206,7 @@ def compare(ops, operands: list[Sym]) -> Sym:
     if all(o.literal for o in operands):
         values = [o.args[0] for o in operands]
         try:
-            return Sym.num(all(_COMPARE[op](x, y) for op, x, y in zip(ops, values, values[1:])))
+            return Sym.num(all(COMPARISONS[op](x, y) for op, x, y in zip(ops, values, values[1:])))
         except TypeError:
             pass
     return Sym("cmp", (tuple(ops), *operands))
@@ -318,7 +324,7 @@ def fold(sym: Sym, functions: dict) -> Sym:
             except Exception:  # noqa: BLE001 - a call the program itself would refuse: keep it written out
                 pass
         return Sym("call", (sym.args[0], *args))
-    return make(sym.op, tuple(fold(a, functions) if isinstance(a, Sym) else a for a in sym.args))
+    return sym.rebuild(lambda a: fold(a, functions))
 
 
 def negate(a: Sym) -> Sym:
@@ -490,8 +496,10 @@ def plain(value):
     return value
 
 
-def _number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
+def numbers(value) -> bool:
+    """A non-empty list of numbers (not booleans): a list parameter traced by its elements."""
+    return isinstance(value, list) and bool(value) and all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) for v in value)
 
 
 def _has_trace(value) -> bool:

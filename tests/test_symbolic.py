@@ -127,9 +127,23 @@ def test_a_conditional_reads_as_written():
 def test_a_list_parameters_elements_read_and_substitute_as_written():
     from cnndsl.symbolic import binary
 
-    second = Sym.item("kernel", 1)
+    second = Sym.item("kernel", 1, 2)
     assert second.text() == "kernel[1]" and second.names() == {"kernel"}
     assert binary("//", second, Sym.num(2)).text() == "kernel[1] // 2"
     # the caller's list, its elements traced or not: the element itself
     assert second.subs({"kernel": Sym.of([1, 7])}) == Sym.num(7)
     assert second.subs({"kernel": Sym("list", (Sym.num(1), Sym.name("k")))}) == Sym.name("k")
+
+
+def test_the_variant_merger_simplifies_every_kind_of_expression():
+    # backends/pytorch_variants.py compares variants' sizes after simplifying them; it once knew only the
+    # arithmetic operators and failed on a comparison's operator tuple or an element's index
+    from backends.pytorch_variants import _simplified
+    from cnndsl.symbolic import binary, choice, compare
+
+    d, kernel = Sym.name("d"), Sym.item("kernel", 1, 2)
+    inner = choice(compare([">"], [d, Sym.num(1)]), binary("//", Sym.num(4), binary("-", d, Sym.num(1))), kernel)
+    nested = choice(compare(["=="], [Sym.name("s"), Sym.num(1)]), inner, Sym.num(2))
+    rounded = Sym("call", ("int", nested))
+    assert _simplified(rounded, frozenset({"d", "s"})).text() == nested.text()  # int() of an integer choice
+    assert _simplified(Sym("list", (d, kernel, d)), frozenset()).text() == "[d, kernel[1], d]"
