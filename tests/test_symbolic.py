@@ -138,7 +138,7 @@ def test_a_list_parameters_elements_read_and_substitute_as_written():
 def test_the_variant_merger_simplifies_every_kind_of_expression():
     # backends/pytorch_variants.py compares variants' sizes after simplifying them; it once knew only the
     # arithmetic operators and failed on a comparison's operator tuple or an element's index
-    from backends.pytorch_variants import _simplified
+    from cnndsl.backends.pytorch_variants import _simplified
     from cnndsl.symbolic import binary, choice, compare
 
     d, kernel = Sym.name("d"), Sym.item("kernel", 1, 2)
