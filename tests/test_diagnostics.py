@@ -191,11 +191,13 @@ def assert_spots_are_code(err: str) -> None:
 
 @pytest.mark.parametrize("line, col, caret, refused", [
     (1, 1, 0, "is a comment"), (2, 2, 0, r"(?m)f\.cnn:2:2$"), (2, 6, 0, r"(?m)f\.cnn:2:6$"),
-    (2, 17, 0, r"(?m)f\.cnn:2:17$"), (4, 1, 0, "is not a line of the file"), (2, 5, 1, "error: made up")])
+    (2, 17, 0, r"(?m)f\.cnn:2:17$"), (4, 1, 0, "is not a line of the file"), (0, 1, 0, "is not a line of the file"),
+    (2, 0, 0, r"(?m)f\.cnn:2:0$"), (2, 5, 1, "error: made up")])
 def test_the_spot_check_refuses_comments_blanks_and_misdrawn_carets(tmp_path, line, col, caret, refused):
     # the negative control of assert_spots_are_code, on a made-up message: a comment, the indentation, the blank
-    # between two tokens, past the line's end, past the file's end, and a caret one column off, each refused by
-    # the check that names it (its message), not by an error further on
+    # between two tokens, past the line's end, past the file's end, before its first line, before a line's first
+    # column, and a caret one column off, each refused by the check that names it (its message), not by an error
+    # further on
     path = tmp_path / "f.cnn"
     path.write_text("# a comment\n    x = conv(1)\n")
     lines = path.read_text().splitlines() + ["", ""]

@@ -188,26 +188,17 @@ def test_a_block_used_at_two_depths_keeps_the_class_its_callers_were_planned_wit
     # inside `pair` (depth 1) had one class until the top-level instance joined it; remaking that class took
     # pair.first away from the merged class both Pair instances were planned with, so the second Pair built a
     # projection its .cnn never made (687 parameters for 678)
+    torch = pytest.importorskip("torch")
+    from test_torch_backend import RES_BLOCK  # the random networks' residual blocks: res, and pair of two
+
     path = tmp_path / "depths.cnn"
-    path.write_text("""block res(x, c, stride=1) {
-    y = x -> conv1: conv(c, 3, stride=stride, pad=1, bias=false) -> bn1: batchnorm -> relu
-          -> conv2: conv(c, 3, pad=1, bias=false) -> bn2: batchnorm
-    s = x
-    if stride != 1 or x.channels != c {
-        s = x -> down: conv(c, 1, stride=stride, bias=false)
-    }
-    return relu(y + s)
-}
-block pair(x, c, stride=1) {
-    return x -> first: res(c, stride=stride) -> second: res(c)
-}
+    path.write_text(RES_BLOCK + """
 network depths() {
     input x: 2x4x4
     t2 = x -> res(1, stride=1)
     output y = t2 -> pair(3, stride=1) -> pair(3, stride=1)
 }
 """)
-    torch = pytest.importorskip("torch")
     net = cnndsl.load(str(path))
     model = cnndsl.to_torch(net)
     # the projections the program makes: res (2 -> 1 channels) and pair.first (1 -> 3), none in pair_1
