@@ -561,8 +561,8 @@ class TorchGenerator(VariantMerger):
     def _symbolic(self, tree, roots: str):
         """A constructor tree with its traced numbers written as expressions (see _expression)."""
         if isinstance(tree, Call):
-            return Call(tree.callee, tuple(self._symbolic(a, roots) for a in tree.args),
-                        tuple((k, self._symbolic(v, roots)) for k, v in tree.kwargs), tree.defaults)
+            return tree.rebuilt(tuple(self._symbolic(a, roots) for a in tree.args),
+                                tuple((k, self._symbolic(v, roots)) for k, v in tree.kwargs))
         if isinstance(tree, Code):
             return tree
         if isinstance(tree, dict):
@@ -1176,8 +1176,8 @@ class TorchGenerator(VariantMerger):
 
         def walk(expr, before: list[str]):
             if isinstance(expr, Call):
-                return Call(expr.callee, tuple(walk(a, before) for a in expr.args),
-                            tuple((k, walk(v, before)) for k, v in expr.kwargs), expr.defaults)
+                return expr.rebuilt(tuple(walk(a, before) for a in expr.args),
+                                    tuple((k, walk(v, before)) for k, v in expr.kwargs))
             if isinstance(expr, Named):
                 return Named(tuple((k, walk(v, before)) for k, v in expr.items))
             if not isinstance(expr, Expr):

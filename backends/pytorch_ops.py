@@ -10,6 +10,7 @@ named by the node itself, as torchvision's ViT has them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,6 +32,11 @@ class Call:
     args: tuple = ()
     kwargs: tuple = ()  # ((name, value), ...) in order
     defaults: tuple = ()  # ((name, value), ...)
+    per_axis: tuple = ()  # the keywords that are a size per spatial axis, where an int means every axis
+
+    def rebuilt(self, args: tuple, kwargs: tuple) -> Call:
+        """The same call with other arguments (its defaults and per-axis keywords kept)."""
+        return dataclasses.replace(self, args=args, kwargs=kwargs)
 
     def default(self, name: str):
         return dict(self.defaults).get(name, _NO_DEFAULT)
@@ -102,9 +108,12 @@ def options(defaults: dict, **pairs) -> Options:
     return out
 
 
-def ctor(callee: str, args: tuple = (), kwargs: tuple = ()) -> Call:
+def ctor(callee: str, args: tuple = (), kwargs: tuple = (), per_axis: tuple = ()) -> Call:
     """A constructor Call, carrying the defaults of its keyword options."""
-    return Call(callee, tuple(args), tuple(kwargs), getattr(kwargs, "defaults", ()))
+    return Call(callee, tuple(args), tuple(kwargs), getattr(kwargs, "defaults", ()), per_axis)
+
+
+PER_AXIS = ("kernel_size", "stride", "padding", "dilation")  # a conv's and a pool's sizes: an int for every axis
 
 
 # ---------------------------------------------------------------- convolutions and pooling
@@ -136,7 +145,7 @@ def conv_module(ctx: Ctx) -> Call:
     return ctor(f"nn.Conv{ctx.dims}d", (ctx.x.channels, a["out"]),
                 options({"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
                         kernel_size=squash(a["kernel"]), stride=squash(a["stride"]), padding=conv_padding(a),
-                        dilation=squash(a["dilation"]), groups=a["groups"], bias=bool(a["bias"])))
+                        dilation=squash(a["dilation"]), groups=a["groups"], bias=bool(a["bias"])), PER_AXIS)
 
 
 def pool_module(kind: str) -> Callable[[Ctx], Call]:
@@ -146,7 +155,8 @@ def pool_module(kind: str) -> Callable[[Ctx], Call]:
         return ctor(f"nn.{kind}Pool{ctx.dims}d", (squash(a["kernel"]),),
                     options({"stride": squash(a["kernel"]), "padding": 0, "dilation": 1, "ceil_mode": False,
                              "count_include_pad": True},
-                            stride=squash(a["stride"]), padding=squash(a["pad"]), ceil_mode=a["ceil_mode"], **extra))
+                            stride=squash(a["stride"]), padding=squash(a["pad"]), ceil_mode=a["ceil_mode"], **extra),
+                    PER_AXIS)
     return build
 
 

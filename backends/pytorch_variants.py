@@ -337,11 +337,9 @@ class VariantMerger:
         if all(isinstance(t, Call) and t.callee == first.callee and len(t.args) == len(first.args)
                and [k for k, _ in t.kwargs] == [k for k, _ in first.kwargs] for _, t in cands):
             args = tuple(self._merged_tree([(r, t.args[i]) for r, t in cands], v) for i in range(len(first.args)))
-            windowed = first.callee.startswith("nn.Conv") or "Pool" in first.callee
-            kwargs = tuple((k, self._merged_tree([(r, dict(t.kwargs)[k]) for r, t in cands], v,
-                                                 windowed and k in PER_AXIS))
+            kwargs = tuple((k, self._merged_tree([(r, dict(t.kwargs)[k]) for r, t in cands], v, k in first.per_axis))
                            for k, _ in first.kwargs)
-            return Call(first.callee, args, kwargs, first.defaults)
+            return first.rebuilt(args, kwargs)
         if all(isinstance(t, Named) and [k for k, _ in t.items] == [k for k, _ in first.items] for _, t in cands):
             return Named(tuple((k, self._merged_tree([(r, dict(t.items)[k]) for r, t in cands], v))
                                for k, _ in first.items))
@@ -530,9 +528,6 @@ class VariantMerger:
     def _fit_line(text: str, indent: int) -> str:
         from .pytorch import _fit
         return _fit(text, indent)
-
-
-PER_AXIS = ("kernel_size", "stride", "padding", "dilation")  # a conv's and pool's sizes: an int for every axis
 
 
 def _axes(value, n: int):
